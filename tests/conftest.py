@@ -1,0 +1,40 @@
+"""Shared fixtures: real photographs from scikit-image, downscaled for speed."""
+
+import functools
+
+import pytest
+
+from unmix.image import example_image
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name, height, width):
+    image = example_image(name, (height, width))
+    image.setflags(write=False)  # shared between tests: nobody may modify it
+    return image
+
+
+@pytest.fixture
+def photo():
+    """``photo(name, (H, W))``: a read-only downscaled scikit-image photograph."""
+
+    def load(name="coffee", shape=(48, 64)):
+        return _photo(name, *shape)
+
+    return load
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` when CuPy or a CUDA device is missing."""
+    try:
+        import cupy
+
+        has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs CuPy and a CUDA device")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+

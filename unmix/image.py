@@ -1,0 +1,230 @@
+"""Input validation and conversion at the library's boundary; image files.
+
+Every method in unmix works on one internal image type: a C-contiguous
+``(H, W, 3)`` float64 array with values in [0, 1] (what MATLAB's ``im2double``
+gives the released code). :func:`as_float_image` turns what users pass into
+that type, or says exactly why it cannot.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "as_float_image",
+    "read_image",
+    "write_image",
+    "example_image",
+    "EXAMPLES",
+]
+
+#: The smallest image side every method accepts (one full 3×3 matting window).
+MIN_SIDE = 3
+
+#: Photographs bundled with scikit-image that ``example_image`` (and the
+#: ``--example`` option of the command line) can load without a network.
+EXAMPLES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+
+
+def as_float_image(image, name="image", min_side=MIN_SIDE):
+    """Validate an image and convert it to float64 RGB in [0, 1].
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
+        The image. Integer images must be ``uint8`` (scaled by 1/255) or
+        ``uint16`` (scaled by 1/65535); boolean images map to {0, 1}; floating
+        images must already lie in [0, 1]. Grey images are repeated into three
+        channels; the alpha channel of an RGBA image is dropped with a warning.
+    name : str, optional
+        The argument's name, used in error messages.
+    min_side : int, optional
+        The smallest accepted height and width.
+
+    Returns
+    -------
+    out : ndarray, shape (H, W, 3), float64
+        C-contiguous; a new array unless ``image`` already had this type, in
+        which case it is returned as is (callers never modify it in place).
+
+    Raises
+    ------
+    TypeError
+        If the dtype is not numeric, or is an integer type other than
+        ``uint8``/``uint16`` (whose value range would be ambiguous).
+    ValueError
+        If the shape is not an image's, a side is shorter than ``min_side``,
+        or a value is NaN, infinite or outside [0, 1].
+    """
+    if image is None:
+        raise TypeError(f"{name} must be an array, got None")
+    arr = np.asarray(image)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
+    ):
+        raise TypeError(
+            f"{name} must have a numeric dtype (uint8, uint16, float32 or float64), "
+            f"got dtype {arr.dtype}"
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must be real-valued, got dtype {arr.dtype}")
+
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        warnings.warn(
+            f"{name} has 4 channels (RGBA): the alpha channel is ignored",
+            UserWarning,
+            stacklevel=2,
+        )
+        arr = arr[:, :, :3]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)):
+        raise ValueError(
+            f"{name} must have shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), "
+            f"got shape {np.shape(image)}"
+        )
+    height, width = arr.shape[:2]
+    if height < min_side or width < min_side:
+        raise ValueError(
+            f"{name} must be at least {min_side}×{min_side} pixels, "
+            f"got {height}×{width}"
+        )
+
+    if arr.dtype == np.uint8:
+        out = arr.astype(np.float64) / 255.0
+    elif arr.dtype == np.uint16:
+        out = arr.astype(np.float64) / 65535.0
+    elif arr.dtype == bool:
+        out = arr.astype(np.float64)
+    elif np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(
+            f"{name} has integer dtype {arr.dtype}, whose value range is ambiguous; "
+            "expected uint8 (0..255), uint16 (0..65535), or floats in [0, 1]"
+        )
+    else:
+        out = arr.astype(np.float64, copy=False)
+        if not np.isfinite(out).all():
+            bad = np.count_nonzero(~np.isfinite(out))
+            raise ValueError(f"{name} contains {bad} NaN or infinite values")
+        low, high = out.min(), out.max()
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"{name} is a floating-point image and must lie in [0, 1], "
+                f"got values in [{low:.6g}, {high:.6g}]"
+            )
+    if out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(out)
+
+
+def read_image(path):
+    """Read an image file as float64 RGB in [0, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file in any format imageio reads (PNG, JPEG, TIFF, BMP, ...).
+        8- and 16-bit files are scaled to [0, 1].
+
+    Returns
+    -------
+    image : ndarray, shape (H, W, 3), float64
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not an image imageio can read, or its content is not
+        an image unmix accepts (see :func:`as_float_image`).
+    """
+    import imageio.v3 as iio
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path!r}")
+    try:
+        with warnings.catch_warnings():
+            # imageio tries every plugin on files it cannot identify, and some
+            # legacy plugins warn that they are deprecated while doing so.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            data = iio.imread(path)
+    except Exception as exc:  # imageio raises many types for unreadable files
+        raise ValueError(f"cannot read {path!r} as an image: {exc}") from exc
+    if data.ndim == 4:  # an animated/multi-page file: take the first frame
+        data = data[0]
+    return as_float_image(data, name=f"the image in {path!r}")
+
+
+def write_image(path, image, bit_depth=8):
+    """Write an image in [0, 1] to a file, clipping values outside that range.
+
+    Soft segments are not clamped by the methods (they lie in about
+    [-0.1, 1.1]); writing them as pixels clips them to [0, 1].
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file; its extension chooses the format.
+    image : array_like, shape (H, W), (H, W, 3) or (H, W, 4)
+        Values in [0, 1]; NaN is refused.
+    bit_depth : {8, 16}, optional
+        Bits per channel of the written file. 16-bit files can be grey PNGs
+        (alpha mattes) or TIFFs of any channel count.
+    """
+    import imageio.v3 as iio
+
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or infinite values")
+    path = os.fspath(path)
+    if bit_depth == 16 and arr.ndim == 3 and arr.shape[2] > 1 and not path.lower().endswith(
+        (".tif", ".tiff")
+    ):
+        raise ValueError(
+            f"16-bit colour images can only be written as TIFF, got path {path!r}; "
+            "use a .tif extension, bit_depth=8, or write each channel as a grey PNG"
+        )
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    data = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
+    iio.imwrite(path, data)
+
+
+def example_image(name="coffee", shape=None):
+    """Load a photograph bundled with scikit-image, optionally resized.
+
+    Parameters
+    ----------
+    name : str, optional
+        One of :data:`EXAMPLES`.
+    shape : tuple of int (H, W), optional
+        Resize to this shape with anti-aliasing (for fast runs and tests).
+
+    Returns
+    -------
+    image : ndarray, shape (H, W, 3), float64 in [0, 1]
+    """
+    import skimage.data
+    import skimage.transform
+
+    if name not in EXAMPLES:
+        raise ValueError(f"unknown example {name!r}; expected one of {EXAMPLES}")
+    image = as_float_image(getattr(skimage.data, name)(), name=name)
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != 2 or min(shape) < MIN_SIDE:
+            raise ValueError(
+                f"shape must be (H, W) with both sides >= {MIN_SIDE}, got {shape}"
+            )
+        image = skimage.transform.resize(
+            image, shape + (3,), order=1, anti_aliasing=True, mode="edge"
+        )
+        image = np.ascontiguousarray(np.clip(image, 0.0, 1.0))
+    return image
