@@ -1,0 +1,173 @@
+"""From affinities to the Laplacian of semantic soft segmentation."""
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import scipy.sparse as sparse
+
+from ..image import as_float_image
+from .matting import matting_affinity
+from .superpixel_affinity import as_feature_image, color_affinity, semantic_affinity
+from .superpixels import Superpixels, superpixels
+
+__all__ = ["GraphParams", "laplacian", "sss_laplacian"]
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    """Parameters of the graph of semantic soft segmentation (spec ``sss.md`` §4–8).
+
+    The defaults are the authors' released code; :meth:`paper` gives the
+    values printed in the paper where they differ (spec §13).
+
+    Attributes
+    ----------
+    n_superpixels : int
+        Number of SLIC0 superpixels requested (2500).
+    superpixel_compactness : float
+        Initial SLIC0 compactness (1e-20 in the released code).
+    matting_eps : float
+        ε of the matting Laplacian, added as ε/|w| to the window covariance (1e-7).
+    matting_radius : int
+        Radius r of the matting windows (1: 3×3 windows).
+    semantic_steepness : float
+        a_s of Eq. 5 (20).
+    semantic_threshold : float
+        b_s of Eq. 5: 0.15 in the released code, 0.2 in the paper.
+    color_steepness : float
+        a_c of Eq. 4 (50).
+    color_threshold : float
+        b_c of Eq. 4 (0.05).
+    color_radius : float
+        Superpixels farther apart than this fraction of the image size get no
+        colour affinity (0.2).
+    sigma_s : float
+        σ_S, weight of the semantic affinity in Eq. 6 (0.01).
+    sigma_c : float
+        σ_C, weight of the colour affinity in Eq. 6 (0.01).
+    normalized : bool
+        Use the normalised Laplacian D^-1/2 (D - W) D^-1/2 of Eq. 3 (the
+        paper) instead of D - W (the released code).
+    """
+
+    n_superpixels: int = 2500
+    superpixel_compactness: float = 1e-20
+    matting_eps: float = 1e-7
+    matting_radius: int = 1
+    semantic_steepness: float = 20.0
+    semantic_threshold: float = 0.15
+    color_steepness: float = 50.0
+    color_threshold: float = 0.05
+    color_radius: float = 0.2
+    sigma_s: float = 0.01
+    sigma_c: float = 0.01
+    normalized: bool = False
+
+    @classmethod
+    def paper(cls, **overrides):
+        """The values of the paper's text: b_s = 0.2 and the normalised Laplacian."""
+        return cls(**{"semantic_threshold": 0.2, "normalized": True, **overrides})
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "normalized":
+                if not isinstance(value, (bool, np.bool_)):
+                    raise TypeError(f"normalized must be a bool, got {value!r}")
+            elif f.name == "semantic_threshold":
+                if not np.isfinite(value):
+                    raise ValueError(f"semantic_threshold must be finite, got {value!r}")
+            elif f.name in ("sigma_s", "sigma_c"):
+                if not (np.isfinite(value) and value >= 0):
+                    raise ValueError(f"{f.name} must be a non-negative finite number, got {value!r}")
+            elif not (np.isfinite(value) and value > 0):
+                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+
+
+def laplacian(W, normalized=False):
+    """Graph Laplacian of a symmetric affinity matrix.
+
+    Parameters
+    ----------
+    W : sparse matrix, shape (N, N)
+        Symmetric affinities; negative entries are allowed. Diagonal entries
+        cancel in D - W and are ignored.
+    normalized : bool, optional
+        ``False`` (the released code): L = D - W with D = diag(W 1).
+        ``True`` (paper Eq. 3): L = D^-1/2 (D - W) D^-1/2, which needs every
+        degree to be positive.
+
+    Returns
+    -------
+    L : scipy.sparse.csr_matrix, shape (N, N), float64
+        Symmetric. In the unnormalised case L 1 = 0; in the normalised case
+        L D^1/2 1 = 0.
+    """
+    if not sparse.issparse(W):
+        raise TypeError(f"W must be a scipy sparse matrix, got {type(W).__name__}")
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"W must be square, got shape {W.shape}")
+    W = sparse.csr_matrix(W, dtype=np.float64)
+    if not np.isfinite(W.data).all():
+        raise ValueError("W contains NaN or infinite values")
+    degree = np.asarray(W.sum(axis=1)).ravel()
+    L = (sparse.diags(degree) - W).tocsr()
+    if normalized:
+        if not (degree > 0).all():
+            bad = np.flatnonzero(degree <= 0)
+            raise ValueError(
+                f"the normalised Laplacian needs positive degrees, but {len(bad)} nodes "
+                f"have degree <= 0 (first: node {bad[0]}, degree {degree[bad[0]]:.3g})"
+            )
+        scale = sparse.diags(1.0 / np.sqrt(degree))
+        L = (scale @ L @ scale).tocsr()
+    L.sort_indices()
+    return L
+
+
+def sss_laplacian(image, features, sp=None, params=None, return_affinities=False):
+    """The Laplacian of semantic soft segmentation (paper Eq. 6; spec §8).
+
+    .. math:: L = D - (W_L + \\sigma_S W_S + \\sigma_C W_C),\\quad D = \\operatorname{diag}(W 1)
+
+    with W_L the matting affinity of the image, W_S the semantic affinity of
+    the features and W_C the non-local colour affinity, both between
+    superpixels.
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W, 3)
+        The image (see :func:`unmix.image.as_float_image`).
+    features : array_like, shape (H, W, D)
+        Per-pixel features, preprocessed to [0, 1] (for raw network features
+        see :mod:`unmix.features`).
+    sp : Superpixels, optional
+        Superpixels of the image; computed with :func:`superpixels` if omitted.
+    params : GraphParams, optional
+        Graph parameters; the released code's values by default.
+    return_affinities : bool, optional
+        Also return a dict with ``W_L``, ``W_S``, ``W_C`` and ``superpixels``.
+
+    Returns
+    -------
+    L : scipy.sparse.csr_matrix, shape (N, N)
+        Symmetric and, because of the negative semantic affinities, indefinite.
+    affinities : dict
+        Only if ``return_affinities``.
+    """
+    image = as_float_image(image)
+    features = as_feature_image(features, image.shape[:2])
+    params = GraphParams() if params is None else params
+    if not isinstance(params, GraphParams):
+        raise TypeError(f"params must be a GraphParams, got {type(params).__name__}")
+    if sp is None:
+        sp = superpixels(image, params.n_superpixels, params.superpixel_compactness)
+    W_L = matting_affinity(image, params.matting_eps, params.matting_radius)
+    W_S = semantic_affinity(features, sp, params.semantic_steepness, params.semantic_threshold)
+    W_C = color_affinity(
+        image, sp, params.color_steepness, params.color_threshold, params.color_radius
+    )
+    L = laplacian(W_L + params.sigma_s * W_S + params.sigma_c * W_C, params.normalized)
+    if return_affinities:
+        return L, {"W_L": W_L, "W_S": W_S, "W_C": W_C, "superpixels": sp}
+    return L
