@@ -1,0 +1,198 @@
+"""Tests of unmix.spectral.eigen (spec sss.md §9, §18): smallest-magnitude eigenpairs.
+
+Oracles: dense LAPACK (scipy.linalg.eigh) on a tiny real Laplacian, and SciPy's own
+shift-invert ARPACK (eigsh with sigma) on a small one. Eigenvectors are compared as
+subspaces (principal angles), never column by column (§9).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg as la
+import scipy.sparse as sp
+import scipy.sparse.linalg as sla
+import skimage.data
+import skimage.transform
+
+from unmix.exceptions import ConvergenceWarning
+from unmix.spectral import smallest_eigenpairs
+from unmix.spectral.eigen import eigen_residuals
+
+METHODS = ["dense", "shift-invert", "lobpcg"]
+
+
+def _image(shape):
+    img = skimage.data.coffee().astype(np.float64) / 255.0
+    return skimage.transform.resize(img, shape, anti_aliasing=True)
+
+
+def _handmade_laplacian(img):
+    """Fallback when unmix.graph is unavailable: L_M + negative long-range edges."""
+    import pymatting
+
+    H, W = img.shape[:2]
+    L = pymatting.cf_laplacian(img, 1e-7, 1).tocsr()
+    rng = np.random.default_rng(1)
+    n = H * W
+    i = rng.integers(0, n, 60)
+    j = rng.integers(0, n, 60)
+    keep = i != j
+    w = rng.uniform(-1, 1, keep.sum())
+    Ws = sp.coo_matrix((w, (i[keep], j[keep])), shape=(n, n)).tocsr()
+    Ws = Ws + Ws.T
+    return (L + 0.01 * (sp.diags(np.asarray(Ws.sum(1)).ravel()) - Ws)).tocsr()
+
+
+def _laplacian(shape, n_superpixels):
+    img = _image(shape)
+    try:
+        from unmix.graph import GraphParams, sss_laplacian
+    except ImportError:  # pragma: no cover - graph stage missing
+        return _handmade_laplacian(img)
+    params = GraphParams(n_superpixels=n_superpixels)
+    # The image itself serves as a 3-channel feature map (spec §2: features are injectable).
+    return sss_laplacian(img, img, params=params).tocsr()
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    shape = (24, 32)
+    return _laplacian(shape, 60), shape
+
+
+@pytest.fixture(scope="module")
+def tiny_dense(tiny):
+    """Full dense spectrum of the tiny L (LAPACK is the oracle; computed once)."""
+    L, _ = tiny
+    return la.eigh(L.toarray())
+
+
+@pytest.fixture(scope="module")
+def small():
+    shape = (60, 80)
+    return _laplacian(shape, 150), shape
+
+
+def _smallest_magnitude_dense(full, k):
+    vals, vecs = full
+    o = np.argsort(np.abs(vals))[:k]
+    o = o[np.argsort(vals[o])]
+    return vals[o], vecs[:, o]
+
+
+def _max_sin_angle(U, V):
+    """Largest sine of the principal angles between span(U) and span(V)."""
+    return float(np.sin(la.subspace_angles(U, V)).max())
+
+
+def test_tiny_laplacian_is_indefinite_and_singular(tiny, tiny_dense):
+    L, _ = tiny
+    assert abs(L @ np.ones(L.shape[0])).max() < 1e-9
+    vals = tiny_dense[0]
+    assert vals[0] < -1e-8, "the test matrix should be indefinite (spec §6)"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_matches_dense_eigh(tiny, tiny_dense, method):
+    L, shape = tiny
+    k = 20
+    ref_vals, ref_vecs = _smallest_magnitude_dense(tiny_dense, k)
+    # Choose k at a spectral gap so that the k-dimensional subspace is well defined.
+    vals, vecs, res = smallest_eigenpairs(L, k, method=method, shape=shape,
+                                          return_residuals=True)
+    assert vals.shape == (k,) and vecs.shape == (L.shape[0], k)
+    assert np.all(np.diff(vals) >= 0)
+    scale = np.abs(ref_vals).max()
+    np.testing.assert_allclose(vals, ref_vals, rtol=0, atol=1e-8 * scale)
+    assert res.max() <= 1e-6
+    np.testing.assert_allclose(res, eigen_residuals(L, vals, vecs), rtol=1e-6, atol=1e-15)
+    gap = np.sort(np.abs(tiny_dense[0]))[k] - np.abs(ref_vals).max()
+    if gap > 1e-6 * scale:
+        assert _max_sin_angle(vecs, ref_vecs) < 1e-5
+    # Orthonormal columns.
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(k), atol=1e-8)
+    # λ = 0 with the constant vector is in the set (spec §8–9).
+    one = np.ones((L.shape[0], 1)) / np.sqrt(L.shape[0])
+    assert np.linalg.norm(one - vecs @ (vecs.T @ one)) < 1e-6
+    # Slightly negative eigenvalues belong to the set.
+    assert vals[0] < 0
+
+
+@pytest.mark.parametrize(
+    "method", ["shift-invert", pytest.param("lobpcg", marks=pytest.mark.slow)]
+)
+def test_small_matches_scipy_shift_invert(small, method):
+    L, shape = small
+    k = 30 if method == "shift-invert" else 12  # LOBPCG+AMG is slow; keep the file fast
+    mu, V = sla.eigsh(L.tocsc(), k=k + 2, sigma=-1e-6, which="LM")
+    o = np.argsort(np.abs(mu))[:k]
+    ref_vals, ref_vecs = np.sort(mu[o]), V[:, o]
+    vals, vecs, res = smallest_eigenpairs(L, k, method=method, shape=shape,
+                                          return_residuals=True)
+    scale = np.abs(ref_vals).max()
+    np.testing.assert_allclose(vals, ref_vals, rtol=0, atol=1e-8 * scale)
+    assert res.max() <= 1e-6
+    # Subspace up to the part that is ill-determined by a near-tie at the k-th value.
+    if abs(np.abs(mu[np.argsort(np.abs(mu))[k]]) - scale) > 1e-5 * scale:
+        assert _max_sin_angle(vecs, ref_vecs) < 1e-4
+
+
+def test_shape_only_changes_ordering(small):
+    L, shape = small
+    a = smallest_eigenpairs(L, 10, method="shift-invert", shape=shape)[0]
+    b = smallest_eigenpairs(L, 10, method="shift-invert")[0]
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(a).max())
+
+
+def test_auto_and_reproducible(small):
+    L, shape = small
+    v1, x1 = smallest_eigenpairs(L, 5, shape=shape, random_state=3)
+    v2, x2 = smallest_eigenpairs(L, 5, shape=shape, random_state=3)
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(x1, x2)
+
+
+def test_dense_input_accepted(tiny):
+    L, _ = tiny
+    v_sparse = smallest_eigenpairs(L, 5, method="shift-invert")[0]
+    v_dense = smallest_eigenpairs(L.toarray(), 5, method="shift-invert")[0]
+    np.testing.assert_allclose(v_sparse, v_dense, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["shift-invert", "lobpcg"])
+def test_non_convergence_warns_and_returns_best(small, method):
+    L, shape = small
+    with pytest.warns(ConvergenceWarning, match="max residual"):
+        kw = dict(restart=1) if method == "lobpcg" else {}
+        vals, vecs, res = smallest_eigenpairs(L, 30, method=method, shape=shape, maxiter=1,
+                                              tol=1e-14, return_residuals=True, **kw)
+    assert vals.shape == (30,) and vecs.shape == (L.shape[0], 30)
+    assert np.all(np.isfinite(vals)) and np.all(np.isfinite(vecs)) and np.all(np.isfinite(res))
+
+
+def test_convergence_warning_is_user_warning():
+    assert issubclass(ConvergenceWarning, UserWarning)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(L=sp.random(5, 6, density=0.5, random_state=0)), ValueError, "square"),
+        (dict(L=sp.csr_matrix(np.triu(np.ones((6, 6))))), ValueError, "symmetric"),
+        (dict(L=sp.csr_matrix(np.diag([1.0, np.nan, 2, 3, 4, 5]))), ValueError, "non-finite"),
+        (dict(L="matrix"), TypeError, "L must be"),
+        (dict(k=0), ValueError, "k must satisfy"),
+        (dict(k=6), ValueError, "k must satisfy"),
+        (dict(k=2.5), TypeError, "k must be an integer"),
+        (dict(method="arnoldi"), ValueError, "method must be one of"),
+        (dict(shape=(2, 2)), ValueError, "shape must be"),
+        (dict(tol=-1.0), ValueError, "tol must be"),
+    ],
+)
+def test_bad_inputs(kwargs, exc, match):
+    args = dict(L=sp.diags(np.arange(6.0)).tocsr(), k=2)
+    args.update(kwargs)
+    L = args.pop("L")
+    with pytest.raises(exc, match=match):
+        smallest_eigenpairs(L, **args)

@@ -1,0 +1,441 @@
+"""Smallest-magnitude eigenpairs of the (indefinite) SSS Laplacian.
+
+Spec: ``spec/sss.md`` §8 (the Laplacian: symmetric, ``L·1 = 0``, *indefinite* because
+the semantic affinity W_S has negative weights), §9 (the K = 100 eigenpairs of smallest
+magnitude |λ|, released code ``eigs(L, 100, 'SM')``) and §18 (accelerated eigensolvers,
+validated against shift-invert Lanczos with an LU factorisation).
+
+Methods
+-------
+``"shift-invert"``
+    Shift-invert Lanczos (ARPACK through :func:`scipy.sparse.linalg.eigsh`) on
+    ``(L - σI)⁻¹`` with σ = −1e-6 (§9; σ = 0 would factor an exactly singular matrix).
+    ``L − σI`` is indefinite, so it is factored by SuperLU with (threshold) diagonal
+    pivoting in symmetric mode.  The cost is dominated by fill, so when the pixel grid
+    ``shape=(H, W)`` is known we order the matrix ourselves: a geometric nested
+    dissection of the grid whose separators are as wide as the stencil radius, with the
+    few pixels that carry long-range (superpixel) edges ordered last.  At 480×640 this
+    gives ~60 M non-zeros per triangle where SuperLU's own COLAMD ordering takes minutes.
+``"lobpcg"``
+    Block LOBPCG (:func:`scipy.sparse.linalg.lobpcg`) preconditioned by a pyamg
+    smoothed-aggregation V-cycle on the SPD matrix ``L + cI``.  LOBPCG returns the
+    *algebraically* smallest pairs; we compute ``k + extra`` of them and keep the k of
+    smallest magnitude, which is exact when the run-time check of §9 ("Cholesky
+    variant") holds; otherwise ``extra`` is enlarged and the solve repeated.
+``"dense"``
+    :func:`scipy.linalg.eigh` of the dense matrix; for tiny problems and tests.
+``"auto"``
+    ``"dense"`` for N ≤ 2000, else ``"shift-invert"`` (the faster one in every
+    measurement; see ``benchmarks/`` and the module notes in the lead's report).
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import warnings
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning
+
+__all__ = ["smallest_eigenpairs", "eigen_residuals"]
+
+log = logging.getLogger("unmix")
+
+_METHODS = ("auto", "shift-invert", "lobpcg", "dense")
+_DENSE_MAX_N = 2000
+
+
+# --------------------------------------------------------------------------- validation
+def _validate(L, k, method, shape, tol):
+    import scipy.sparse as sp
+
+    if sp.issparse(L):
+        L = sp.csr_matrix(L)
+        data = L.data
+    elif isinstance(L, np.ndarray):
+        if L.ndim != 2:
+            raise ValueError(f"L must be a 2-D matrix, got an array with ndim={L.ndim}")
+        L = sp.csr_matrix(L)
+        data = L.data
+    else:
+        raise TypeError(
+            f"L must be a scipy.sparse matrix/array or a 2-D numpy array, got {type(L).__name__}"
+        )
+    if not np.issubdtype(L.dtype, np.floating) and not np.issubdtype(L.dtype, np.integer):
+        raise TypeError(f"L must have a real dtype, got {L.dtype}")
+    L = L.astype(np.float64)
+    data = L.data
+    n, m = L.shape
+    if n != m:
+        raise ValueError(f"L must be square, got shape {L.shape}")
+    if n < 2:
+        raise ValueError(f"L must be at least 2×2, got shape {L.shape}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError("L has non-finite entries (NaN or inf); expected finite values")
+    scale = float(np.abs(data).max()) if data.size else 0.0
+    asym = abs(L - L.T)
+    asym_max = float(asym.max()) if asym.nnz else 0.0
+    if asym_max > 1e-10 * max(scale, 1e-300):
+        raise ValueError(
+            f"L must be symmetric: max |L - L^T| = {asym_max:.3g} exceeds 1e-10 × max |L| "
+            f"= {1e-10 * scale:.3g}"
+        )
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise TypeError(f"k must be an integer, got {k!r}")
+    k = int(k)
+    if k < 1 or k >= n:
+        raise ValueError(f"k must satisfy 1 <= k < N = {n}, got k={k}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if shape is not None:
+        try:
+            H, W = (int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"shape must be a pair (H, W) of integers, got {shape!r}") from None
+        if H < 1 or W < 1 or H * W != n:
+            raise ValueError(
+                f"shape must be (H, W) with H·W = N = {n} (row-major pixels), got {shape!r}"
+            )
+        shape = (H, W)
+    if not (isinstance(tol, numbers.Real) and tol > 0 and np.isfinite(tol)):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    # The symmetric part only: removes rounding asymmetry below the 1e-10 test.
+    L = ((L + L.T) * 0.5).tocsr()
+    L.sum_duplicates()
+    return L, k, shape, float(tol)
+
+
+def eigen_residuals(L, eigvals, eigvecs):
+    """Residual norms ``‖L v_i − λ_i v_i‖₂ / ‖v_i‖₂`` of eigenpairs.
+
+    Parameters
+    ----------
+    L : sparse matrix, shape (N, N)
+    eigvals : ndarray, shape (k,)
+    eigvecs : ndarray, shape (N, k)
+
+    Returns
+    -------
+    ndarray, shape (k,)
+    """
+    V = np.asarray(eigvecs)
+    R = L @ V - V * np.asarray(eigvals)[None, :]
+    return np.linalg.norm(R, axis=0) / np.maximum(np.linalg.norm(V, axis=0), 1e-300)
+
+
+# ------------------------------------------------------------------ fill-reducing order
+def _stencil_radius_and_far_nodes(L, shape, max_radius=8):
+    """Smallest grid radius r such that few pixels have edges longer than r.
+
+    Pixels with longer edges (the superpixel centroid pixels of §4.3 that carry W_S and
+    W_C) are returned as a mask; nested dissection orders them last, where they form
+    one dense trailing block instead of destroying every separator.
+    """
+    H, W = shape
+    C = L.tocoo()
+    yi, xi = np.divmod(C.row, W)
+    yj, xj = np.divmod(C.col, W)
+    off = np.maximum(np.abs(yi - yj), np.abs(xi - xj))
+    n = L.shape[0]
+    budget = max(64, n // 20)
+    for r in range(1, max_radius + 1):
+        far = off > r
+        mark = np.zeros(n, dtype=bool)
+        mark[C.row[far]] = True
+        if mark.sum() <= budget:
+            return r, mark
+    return None, None
+
+
+def _nested_dissection(shape, sep, leaf=64):
+    """Geometric nested dissection of an H×W pixel grid (row-major indices).
+
+    Each rectangle is split across its longer side by a separator ``sep`` pixels wide
+    (the stencil radius, so the two halves share no edge); halves first, separator last.
+    """
+    H, W = shape
+    out = []
+
+    def block(y0, y1, x0, x1):
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        out.append((yy * W + xx).ravel())
+
+    stack = [(0, H, 0, W, False)]
+    # Explicit stack (post-order) instead of recursion: depth is ~log2(N) anyway, but
+    # this keeps the order easy to reason about: (A, B, S) for every split.
+    while stack:
+        y0, y1, x0, x1, emit = stack.pop()
+        if emit:
+            block(y0, y1, x0, x1)
+            continue
+        h, w = y1 - y0, x1 - x0
+        if h * w <= leaf or max(h, w) <= 2 * sep + 1:
+            block(y0, y1, x0, x1)
+            continue
+        if w >= h:
+            m = x0 + (w - sep) // 2
+            parts = [(y0, y1, x0, m, False), (y0, y1, m + sep, x1, False), (y0, y1, m, m + sep, True)]
+        else:
+            m = y0 + (h - sep) // 2
+            parts = [(y0, m, x0, x1, False), (m + sep, y1, x0, x1, False), (m, m + sep, x0, x1, True)]
+        stack.extend(reversed(parts))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _grid_ordering(L, shape):
+    r, far = _stencil_radius_and_far_nodes(L, shape)
+    if r is None:
+        return None
+    p = _nested_dissection(shape, sep=r)
+    return np.concatenate([p[~far[p]], np.flatnonzero(far)])
+
+
+def _factorize_shifted(L, sigma, shape):
+    """SuperLU factorisation of ``L − σI`` with a grid nested-dissection ordering.
+
+    Returns a function solving ``(L − σI) x = b`` for a vector or a block of vectors.
+    """
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as sla
+
+    n = L.shape[0]
+    A = (L - sigma * sp.identity(n, format="csr")).tocsr()
+    perm = _grid_ordering(L, shape) if shape is not None else None
+    if perm is not None:
+        Ap = A[perm][:, perm].tocsc()
+        # Our ordering is symmetric; SymmetricMode + a small diagonal-pivot threshold
+        # keeps SuperLU on the diagonal (no extra fill) unless a pivot is really tiny.
+        lu = sla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=0.01,
+                      options=dict(SymmetricMode=True))
+        del Ap
+        inv = np.empty_like(perm)
+        inv[perm] = np.arange(n)
+
+        def solve(b):
+            return lu.solve(np.asfortranarray(b[perm]))[inv]
+    else:
+        lu = sla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.01,
+                      options=dict(SymmetricMode=True))
+
+        def solve(b):
+            return lu.solve(np.asfortranarray(b))
+    return solve
+
+
+# ----------------------------------------------------------------------------- methods
+def _select_smallest_magnitude(vals, vecs, k):
+    o = np.argsort(np.abs(vals), kind="stable")[:k]
+    vals, vecs = vals[o], vecs[:, o]
+    o = np.argsort(vals, kind="stable")
+    return vals[o], vecs[:, o]
+
+
+def _rayleigh_ritz(L, Z):
+    """Rayleigh–Ritz of L on span(Z); returns Ritz values and vectors (orthonormal)."""
+    import scipy.linalg as la
+
+    Q, _ = np.linalg.qr(Z)
+    G = Q.T @ (L @ Q)
+    theta, Y = la.eigh((G + G.T) * 0.5)
+    return theta, Q @ Y
+
+
+def _solve_dense(L, k, tol, rng, maxiter, **_):
+    import scipy.linalg as la
+
+    vals, vecs = la.eigh(L.toarray())
+    return _select_smallest_magnitude(vals, vecs, k)
+
+
+def _solve_shift_invert(L, k, tol, rng, maxiter, shape=None, sigma=-1e-6, ncv=None, **_):
+    import scipy.sparse.linalg as sla
+
+    n = L.shape[0]
+    solve = _factorize_shifted(L, sigma, shape)
+    # Two spare pairs so that the final choice by |λ| (not by |λ − σ|) is exact.
+    kk = min(k + 2, n - 1)
+    if ncv is None:
+        ncv = min(n, max(2 * kk + 1, kk + 32))
+    op = sla.LinearOperator((n, n), matvec=solve, matmat=solve, dtype=np.float64)
+    # ARPACK's test ‖A⁻¹x − μx‖ ≤ tol_a·|μ| gives ‖Lx − λx‖ ≤ ‖L − σI‖·tol_a, so we
+    # divide the caller's residual tolerance by a norm bound (max absolute row sum).
+    norm_bound = float(abs(L).sum(axis=1).max()) + abs(sigma)
+    tol_a = max(tol / norm_bound * 0.1, np.finfo(float).eps)
+    v0 = rng.standard_normal(n)
+    try:
+        mu, V = sla.eigsh(op, k=kk, which="LM", tol=tol_a, ncv=ncv, v0=v0,
+                          maxiter=maxiter if maxiter is not None else None)
+    except sla.ArpackNoConvergence as exc:
+        # Best iterate: ARPACK only hands back the converged pairs, so complete them by a
+        # Rayleigh–Ritz on [converged, one shift-invert step on a random block].
+        Vc = exc.eigenvectors if exc.eigenvectors is not None else np.zeros((n, 0))
+        extra = kk - Vc.shape[1] + 8
+        Z = np.hstack([Vc, solve(rng.standard_normal((n, extra)))])
+        theta, X = _rayleigh_ritz(L, Z)
+        return _select_smallest_magnitude(theta, X, k)
+    lam = sigma + 1.0 / mu
+    return _select_smallest_magnitude(lam, V, k)
+
+
+def _amg_preconditioner(L, shift):
+    import pyamg
+    import scipy.sparse as sp
+
+    n = L.shape[0]
+    A = (L + shift * sp.identity(n, format="csr")).tocsr()
+    ml = pyamg.smoothed_aggregation_solver(A, B=np.ones((n, 1)), max_coarse=2000)
+    return ml.aspreconditioner(cycle="V")
+
+
+def _solve_lobpcg(L, k, tol, rng, maxiter, X0=None, extra=None, amg_shift=None, restart=40,
+                  **_):
+    import scipy.sparse.linalg as sla
+
+    n = L.shape[0]
+    if maxiter is None:
+        maxiter = 500
+    if amg_shift is None:
+        # A shift of the order of the wanted eigenvalues keeps L + cI SPD (the negative
+        # eigenvalues of §6 are ~1e-3 of the diagonal scale) without spoiling the AMG
+        # approximation of the low modes.
+        amg_shift = 1e-2 * float(np.abs(L.diagonal()).mean())
+    M = _amg_preconditioner(L, amg_shift)
+    if extra is None:
+        extra = max(10, k // 5)
+    for attempt in range(3):
+        m = min(k + extra, n - 1)
+        if 5 * m >= n:
+            # lobpcg's Rayleigh–Ritz would be larger than the matrix itself.
+            return _solve_dense(L, k, tol, rng, maxiter)
+        X = rng.standard_normal((n, m))
+        if X0 is not None:
+            q = min(X0.shape[1], m)
+            X[:, :q] = X0[:, :q]
+        # The constant vector is exactly in the null space (L·1 = 0, §8): seed it.
+        X[:, 0] = 1.0
+        # SciPy's lobpcg bails out (returning its best iterate) when its Gram matrices
+        # become ill-conditioned, which happens long before a 1e-6 residual on these
+        # clustered spectra; restarting from the best iterate resumes progress.
+        done = 0
+        while True:
+            chunk = min(restart, maxiter - done)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # we report convergence ourselves
+                vals, X = sla.lobpcg(L, X, M=M, largest=False, tol=tol, maxiter=chunk)
+            done += chunk
+            res = eigen_residuals(L, vals, X)
+            if res.max() <= tol or done >= maxiter:
+                break
+        vals, vecs = np.asarray(vals), X
+        o = np.argsort(vals)
+        vals, vecs = vals[o], vecs[:, o]
+        sel_vals, sel_vecs = _select_smallest_magnitude(vals, vecs, k)
+        # §9 check: the k of smallest |λ| among the m algebraically smallest are the
+        # global ones iff none of them exceeds the largest computed λ_m ≤ λ_{m+1}.
+        if np.abs(sel_vals).max() <= vals[-1] or m >= n - 1:
+            return sel_vals, sel_vecs
+        extra *= 2
+    warnings.warn(
+        "lobpcg: the most negative eigenvalues are larger in magnitude than the computed "
+        "positive ones; the smallest-magnitude set may be incomplete",
+        ConvergenceWarning, stacklevel=3)
+    return sel_vals, sel_vecs
+
+
+_SOLVERS = {"dense": _solve_dense, "shift-invert": _solve_shift_invert, "lobpcg": _solve_lobpcg}
+
+
+# ------------------------------------------------------------------------------ public
+def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random_state=0,
+                        maxiter=None, sigma=-1e-6, return_residuals=False, **options):
+    """The k eigenpairs of smallest magnitude |λ| of a sparse symmetric matrix.
+
+    Computes the K = 100 eigenpairs used by semantic soft segmentation (spec §9, released
+    code ``eigs(L, 100, 'SM')``) of the unnormalised Laplacian of §8.  L may be
+    indefinite (the negative semantic affinities of §6 give eigenvalues down to about
+    −3e-3); slightly negative eigenvalues belong to the set, and so does λ = 0
+    (``L·1 = 0``).
+
+    Parameters
+    ----------
+    L : scipy.sparse matrix or ndarray, shape (N, N)
+        Real symmetric matrix (asymmetry up to 1e-10·max|L| is tolerated and removed).
+    k : int, default 100
+        Number of eigenpairs, ``1 <= k < N``.
+    method : {"auto", "shift-invert", "lobpcg", "dense"}, default "auto"
+        ``"shift-invert"``: ARPACK Lanczos on ``(L − σI)⁻¹`` with a SuperLU factorisation
+        (§9). ``"lobpcg"``: LOBPCG with a pyamg smoothed-aggregation preconditioner
+        (§18). ``"dense"``: LAPACK on the dense matrix (tiny N only). ``"auto"``:
+        ``"dense"`` for N ≤ 2000, else ``"shift-invert"`` (fastest when measured).
+    shape : (H, W), optional
+        Pixel grid of L (row-major pixels, p = y·W + x; DESIGN.md §3). When given, the
+        shift-invert factorisation uses a grid nested-dissection ordering with the
+        long-range (superpixel centroid) pixels last, which cuts fill and time many-fold.
+    tol : float, default 1e-6
+        Target for the largest residual ``‖L v − λ v‖₂`` over the returned unit
+        eigenvectors. A :class:`~unmix.exceptions.ConvergenceWarning` is issued when the
+        returned pairs miss it.
+    random_state : int or numpy.random.Generator, default 0
+        Seed of the starting vectors (same inputs + seed → same output).
+    maxiter : int, optional
+        Iteration limit of the iterative method (ARPACK restarts, LOBPCG iterations).
+    sigma : float, default -1e-6
+        Shift of the shift-invert method. Not exactly 0: ``L`` is singular (§9).
+    return_residuals : bool, default False
+        Also return the residual norms of the pairs.
+    **options
+        Method-specific: ``ncv`` (shift-invert), ``X0``, ``extra``, ``amg_shift``
+        (lobpcg).
+
+    Returns
+    -------
+    eigvals : ndarray, shape (k,)
+        Eigenvalues, ascending.
+    eigvecs : ndarray, shape (N, k)
+        Orthonormal eigenvectors, column i belonging to ``eigvals[i]``. Signs, and
+        rotations inside (near-)degenerate eigenspaces, are arbitrary (§9): compare
+        subspaces, not columns.
+    residuals : ndarray, shape (k,)
+        Only with ``return_residuals=True``: ``‖L v_i − λ_i v_i‖₂``.
+
+    Raises
+    ------
+    TypeError
+        If L is not a matrix of real numbers or k is not an integer.
+    ValueError
+        If L is not square, not symmetric or not finite, if k is out of range, if the
+        method is unknown, or if shape does not match N.
+
+    Warns
+    -----
+    ConvergenceWarning
+        If the largest residual exceeds ``tol``; the best pairs found are returned.
+
+    Examples
+    --------
+    >>> vals, vecs = smallest_eigenpairs(L, 100, shape=(H, W))   # doctest: +SKIP
+    """
+    L, k, shape, tol = _validate(L, k, method, shape, tol)
+    n = L.shape[0]
+    if method == "auto":
+        method = "dense" if n <= _DENSE_MAX_N else "shift-invert"
+    rng = random_state if isinstance(random_state, np.random.Generator) \
+        else np.random.default_rng(random_state)
+    vals, vecs = _SOLVERS[method](L, k, tol, rng, maxiter, shape=shape, sigma=sigma, **options)
+    vals = np.ascontiguousarray(vals, dtype=np.float64)
+    vecs = np.asarray(vecs, dtype=np.float64)
+    vecs = vecs / np.linalg.norm(vecs, axis=0)
+    res = eigen_residuals(L, vals, vecs)
+    worst = float(res.max())
+    log.info("smallest_eigenpairs[%s]: N=%d k=%d λ∈[%.3g, %.3g] max residual %.2e",
+             method, n, k, vals[0], vals[-1], worst)
+    if not np.isfinite(worst) or worst > tol:
+        warnings.warn(
+            f"smallest_eigenpairs(method={method!r}) did not converge: max residual "
+            f"‖Lv − λv‖ = {worst:.3g} > tol = {tol:.3g}; returning the best pairs found",
+            ConvergenceWarning, stacklevel=2)
+    if return_residuals:
+        return vals, vecs, res
+    return vals, vecs
