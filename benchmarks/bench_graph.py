@@ -1,0 +1,148 @@
+"""Benchmark the graph of semantic soft segmentation and its eigensolvers.
+
+For each image size: the matting Laplacian (unmix against pymatting's
+``cf_laplacian``, same process, same input, both JIT-warmed), each stage of
+the SSS Laplacian, and each eigensolver of ``smallest_eigenpairs`` (time,
+peak memory, largest residual ‖Lv − λv‖).
+
+    python benchmarks/bench_graph.py                     # 160×120, 320×240, 640×480
+    python benchmarks/bench_graph.py --sizes 160 320 --methods shift-invert
+
+Results are printed and appended to ``benchmarks/results/bench_graph.jsonl``.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import append_results, machine, print_table, timed  # noqa: E402
+
+from unmix.graph import (  # noqa: E402
+    color_affinity,
+    laplacian,
+    matting_affinity,
+    matting_laplacian,
+    semantic_affinity,
+    superpixels,
+)
+from unmix.image import example_image  # noqa: E402
+from unmix.spectral import smallest_eigenpairs  # noqa: E402
+from unmix.spectral.eigen import METHODS  # noqa: E402
+
+
+def bench_laplacian(image, repeat):
+    import pymatting
+
+    # Warm both JIT compilers (and their caches) on a small input first.
+    matting_laplacian(image[:16, :16])
+    pymatting.cf_laplacian(image[:16, :16], 1e-7, 1)
+    ours, t_ours, m_ours = timed(matting_laplacian, image, 1e-7, 1, repeat=repeat)
+    peer, t_peer, m_peer = timed(pymatting.cf_laplacian, image, 1e-7, 1, repeat=repeat)
+    difference = abs(ours - peer).max()
+    return {
+        "unmix_s": t_ours,
+        "pymatting_s": t_peer,
+        "speedup": t_peer / t_ours,
+        "unmix_peak_gb": m_ours.delta_gb,
+        "pymatting_peak_gb": m_peer.delta_gb,
+        "max_abs_difference": float(difference),
+        "nnz": int(ours.nnz),
+    }
+
+
+def bench_sss_laplacian(image):
+    """Time each stage of L = D − (W_L + σ_S W_S + σ_C W_C), features = the image."""
+    stages = {}
+    sp, stages["superpixels_s"], _ = timed(superpixels, image)
+    W_L, stages["matting_affinity_s"], _ = timed(matting_affinity, image)
+    W_S, stages["semantic_affinity_s"], _ = timed(semantic_affinity, image, sp)
+    W_C, stages["color_affinity_s"], _ = timed(color_affinity, image, sp)
+    L, stages["laplacian_s"], _ = timed(lambda: laplacian(W_L + 0.01 * W_S + 0.01 * W_C))
+    stages["n_superpixels"] = sp.n_segments
+    stages["nnz"] = int(L.nnz)
+    return L, stages
+
+
+def bench_eigen(L, shape, method, k):
+    (eigvals, eigvecs), seconds, memory = timed(
+        smallest_eigenpairs, L, k, method=method, shape=shape
+    )
+    residual = np.linalg.norm(L @ eigvecs - eigvecs * eigvals, axis=0)
+    return {
+        "method": method,
+        "seconds": seconds,
+        "peak_gb": memory.peak_gb,
+        "peak_delta_gb": memory.delta_gb,
+        "max_residual": float(residual.max()),
+        "lambda_min": float(eigvals[0]),
+        "lambda_max": float(eigvals[-1]),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[160, 320, 640],
+                        help="image widths; heights are 3/4 of them (default 160 320 640)")
+    parser.add_argument("--image", default="coffee", help="scikit-image photograph")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--k", type=int, default=100, help="eigenpairs (default 100)")
+    parser.add_argument("--repeat", type=int, default=5, help="Laplacian repeats (best of)")
+    parser.add_argument("--skip-eigen", action="store_true")
+    args = parser.parse_args(argv)
+
+    info = machine()
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; "
+          f"gpu: {info['gpu']}")
+    lap_rows, stage_rows, eig_rows = [], [], []
+    for width in args.sizes:
+        height = width * 3 // 4
+        image = example_image(args.image, (height, width))
+        size = f"{width}x{height}"
+        common = {"image": args.image, "size": size, "pixels": height * width}
+
+        row = {**common, **bench_laplacian(image, args.repeat)}
+        lap_rows.append(row)
+        L, stages = bench_sss_laplacian(image)
+        stage_rows.append({**common, **stages})
+        if not args.skip_eigen:
+            for method in args.methods:
+                print(f"  {size}: eigen {method} ...", flush=True)
+                eig_rows.append({**common, "k": args.k, **bench_eigen(L, (height, width), method, args.k)})
+
+    print("\nmatting Laplacian: unmix vs pymatting.cf_laplacian (best of "
+          f"{args.repeat}, same process)")
+    print_table(lap_rows, [
+        ("size", "size", None), ("unmix_s", "unmix s", "{:.3f}"),
+        ("pymatting_s", "pymatting s", "{:.3f}"), ("speedup", "speedup", "{:.2f}x"),
+        ("unmix_peak_gb", "unmix +GB", "{:.3f}"), ("pymatting_peak_gb", "pymatting +GB", "{:.3f}"),
+        ("max_abs_difference", "max |diff|", "{:.1e}"), ("nnz", "nnz", None),
+    ])
+    print("\nSSS Laplacian stages (features = image colours), seconds")
+    print_table(stage_rows, [
+        ("size", "size", None), ("superpixels_s", "SLIC0", "{:.2f}"),
+        ("matting_affinity_s", "W_L", "{:.2f}"), ("semantic_affinity_s", "W_S", "{:.3f}"),
+        ("color_affinity_s", "W_C", "{:.2f}"), ("laplacian_s", "D-W", "{:.2f}"),
+        ("n_superpixels", "superpixels", None), ("nnz", "nnz", None),
+    ])
+    if eig_rows:
+        print(f"\nsmallest_eigenpairs, k = {args.k}")
+        print_table(eig_rows, [
+            ("size", "size", None), ("method", "method", None), ("seconds", "seconds", "{:.1f}"),
+            ("peak_gb", "peak GB", "{:.2f}"), ("peak_delta_gb", "+GB", "{:.2f}"),
+            ("max_residual", "max residual", "{:.1e}"), ("lambda_min", "λ_min", "{:.2e}"),
+            ("lambda_max", "λ_max", "{:.2e}"),
+        ])
+    path = append_results("bench_graph", [
+        *({"benchmark": "matting_laplacian", **r} for r in lap_rows),
+        *({"benchmark": "sss_laplacian_stages", **r} for r in stage_rows),
+        *({"benchmark": "smallest_eigenpairs", **r} for r in eig_rows),
+    ])
+    print(f"\nappended to {path}")
+
+
+if __name__ == "__main__":
+    main()
