@@ -49,7 +49,7 @@ def _load_input(args):
 
 
 def _eigenvector_mosaic(eigvecs, shape, columns=4):
-    """Tile eigenvectors as grey images, each stretched to [0, 1]."""
+    """Tile eigenvectors as grey images, each stretched to [0, 1] by its percentiles."""
     height, width = shape
     count = eigvecs.shape[1]
     rows = -(-count // columns)
@@ -57,8 +57,9 @@ def _eigenvector_mosaic(eigvecs, shape, columns=4):
     mosaic = np.ones((rows * (height + gap) - gap, columns * (width + gap) - gap))
     for i in range(count):
         v = eigvecs[:, i].reshape(shape)
-        span = v.max() - v.min()
-        tile = (v - v.min()) / span if span > 0 else np.full(shape, 0.5)
+        # Percentiles, not the extremes: a few outlying pixels would grey out the rest.
+        low, high = np.percentile(v, [0.5, 99.5])
+        tile = np.clip((v - low) / (high - low), 0, 1) if high > low else np.full(shape, 0.5)
         r, c = divmod(i, columns)
         mosaic[r * (height + gap):r * (height + gap) + height,
                c * (width + gap):c * (width + gap) + width] = tile
