@@ -1,5 +1,6 @@
-"""From the graph to layers: eigenpairs, sparsification, grouping (spec §9–§12)."""
+"""From the graph to soft layers: eigenpairs and the sparsification stages."""
 
-from .eigen import smallest_eigenpairs
+from .eigen import eigen_residuals, smallest_eigenpairs
+from .grouping import group_segments, segment_mean_features
 
-__all__ = ["smallest_eigenpairs"]
+__all__ = ["eigen_residuals", "group_segments", "segment_mean_features", "smallest_eigenpairs"]

@@ -1,0 +1,114 @@
+"""Grouping of soft segments by their mean feature (spec ``sss.md`` §11)."""
+
+import numpy as np
+
+from ..graph.superpixel_affinity import as_feature_image
+
+__all__ = ["group_segments", "segment_mean_features"]
+
+
+def segment_mean_features(alphas, features):
+    """Alpha-weighted mean feature of each soft segment.
+
+    .. math:: m_i = \\frac{\\sum_p \\alpha_{pi} F_p}{\\sum_p \\alpha_{pi}}
+
+    Parameters
+    ----------
+    alphas : ndarray, shape (H, W, C)
+    features : ndarray, shape (H, W, D)
+
+    Returns
+    -------
+    means : ndarray, shape (C, D)
+
+    Raises
+    ------
+    ValueError
+        If a segment's alphas sum to zero (its mean is undefined). Soft
+        segments may be negative in places, so the sum can be small; it is
+        used as is, as in the released code.
+    """
+    C = alphas.shape[2]
+    A = alphas.reshape(-1, C)
+    totals = A.sum(axis=0)
+    empty = np.flatnonzero(totals == 0)
+    if len(empty):
+        raise ValueError(f"soft segments {empty.tolist()} sum to zero: their mean feature is undefined")
+    return (A.T @ features.reshape(-1, features.shape[2])) / totals[:, None]
+
+
+def group_segments(alphas, features, n_groups=5, group_labels=None, random_state=0,
+                   return_labels=False):
+    """Merge soft segments into ``n_groups`` layers by k-means on their mean features.
+
+    Each segment's alpha-weighted mean feature is clustered with k-means
+    (k-means++ seeding, one run, as MATLAB's ``kmeans`` defaults); the
+    segments of a cluster are summed into one layer. Sums of soft segments
+    keep their sum-to-one property (paper §3.4).
+
+    Parameters
+    ----------
+    alphas : array_like, shape (H, W, C)
+        Soft segments (the output of constrained sparsification).
+    features : array_like, shape (H, W, D)
+        The per-pixel features the segments were computed from.
+    n_groups : int, optional
+        Number of output layers (5 in the paper).
+    group_labels : array_like of int, shape (C,), optional
+        The group of each segment, in ``0 .. n_groups - 1``. Skips k-means:
+        for tests, or to reproduce a grouping computed elsewhere.
+    random_state : int or numpy.random.Generator, optional
+        Seed of the k-means initialisation.
+    return_labels : bool, optional
+        Also return the group of each segment.
+
+    Returns
+    -------
+    grouped : ndarray, shape (H, W, n_groups)
+    labels : ndarray, shape (C,), int
+        Only if ``return_labels``.
+    """
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 3:
+        raise ValueError(f"alphas must have shape (H, W, C), got shape {alphas.shape}")
+    if not np.isfinite(alphas).all():
+        raise ValueError("alphas contain NaN or infinite values")
+    features = as_feature_image(features, alphas.shape[:2])
+    C = alphas.shape[2]
+    if not (isinstance(n_groups, (int, np.integer)) and n_groups >= 1):
+        raise ValueError(f"n_groups must be a positive integer, got {n_groups!r}")
+    if C < n_groups:
+        raise ValueError(
+            f"cannot group {C} soft segments into n_groups={n_groups} layers; "
+            f"expected at least {n_groups} segments (lower n_groups, or keep the segments as they are)"
+        )
+    if group_labels is None:
+        from sklearn.cluster import KMeans
+
+        means = segment_mean_features(alphas, features)
+        labels = KMeans(n_clusters=n_groups, init="k-means++", n_init=1,
+                        random_state=_seed(random_state)).fit_predict(means)
+    else:
+        labels = np.asarray(group_labels)
+        if labels.shape != (C,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"group_labels must be {C} integers (one per segment), got {labels.dtype} array "
+                f"of shape {labels.shape}"
+            )
+        if labels.min() < 0 or labels.max() >= n_groups:
+            raise ValueError(
+                f"group_labels must lie in [0, {n_groups - 1}], got values in "
+                f"[{labels.min()}, {labels.max()}]"
+            )
+    # One matrix product sums the members of each group: alphas @ one-hot(labels).
+    membership = np.zeros((C, n_groups))
+    membership[np.arange(C), labels] = 1.0
+    grouped = (alphas.reshape(-1, C) @ membership).reshape(alphas.shape[:2] + (n_groups,))
+    return (grouped, labels) if return_labels else grouped
+
+
+def _seed(random_state):
+    """scikit-learn takes an int or a RandomState; turn a Generator into an int."""
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    return random_state
