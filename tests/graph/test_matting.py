@@ -258,12 +258,13 @@ def test_positive_semidefinite():
 
 
 def test_independent_of_thread_count():
-    numba = pytest.importorskip("numba")
-    from unmix.graph import matting
+    import numba
+
+    from unmix._numba import PARALLEL_MIN_ITEMS
 
     # Large enough for the parallel path, several bands of window rows.
     image = _photo("chelsea", (260, 256))
-    assert 260 * 256 >= matting._PARALLEL_MIN_PIXELS
+    assert 260 * 256 >= PARALLEL_MIN_ITEMS
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)

@@ -55,18 +55,14 @@ bound (rounding of Σ_k relative to ε/|ω|).
 import functools
 import numbers
 
-import numba
 import numpy as np
 import scipy.sparse
 from numba import njit, prange
 
-from unmix.image import as_float_image
+from .._numba import threads_for
+from ..image import as_float_image
 
 __all__ = ["matting_affinity", "matting_laplacian"]
-
-#: Below this many pixels the kernels run on one thread.
-_PARALLEL_MIN_PIXELS = 1 << 16
-
 
 # --------------------------------------------------------------------------- #
 # Numba kernels (compiled lazily on first call; cached on disk)               #
@@ -348,16 +344,7 @@ def _matting_csr(image, eps, radius, laplacian):
     # (race-free phases) and a fixed size (results independent of threads).
     band = max(32, 4 * radius)
     kernel = _window_kernels(radius)
-    threads = numba.get_num_threads()
-    if n < _PARALLEL_MIN_PIXELS and threads > 1:
-        # Small images: waking the thread team costs more than it saves, and
-        # on a busy machine spinning OpenMP workers can cost 5× (measured).
-        numba.set_num_threads(1)
-        try:
-            n_bad = kernel(img, eps, band, indptr, indices, data, laplacian)
-        finally:
-            numba.set_num_threads(threads)
-    else:
+    with threads_for(n):
         n_bad = kernel(img, eps, band, indptr, indices, data, laplacian)
     if n_bad:
         raise ValueError(

@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+
+from unmix.graph import sss_laplacian, superpixels
+from unmix.spectral.relaxed import (
+    _RelaxedOperator,
+    _threshold_target,
+    relaxed_energy,
+    relaxed_sparsification,
+    sparsity_exponent,
+)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    from unmix.image import example_image
+
+    image = example_image("coffee", (12, 16))
+    L = sss_laplacian(image, image, superpixels(image, n_segments=12))
+    rng = np.random.default_rng(0)
+    logits = 3 * rng.normal(size=(12, 16, 4)).cumsum(axis=0) / 4
+    alphas = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    return image, L, alphas
+
+
+def dense_system(L, d, lam):
+    """The K·N matrix of Eq. 17, layer-major: blkdiag(L) + δ (1 1ᵀ ⊗ I) + diag(d)."""
+    N, K = d.shape
+    A = np.kron(np.eye(K), L.toarray()) + lam * np.kron(np.ones((K, K)), np.eye(N))
+    return A + np.diag(d.T.ravel())
+
+
+def dense_relaxed(alphas, L, gamma, iterations, lam=100.0):
+    """The released algorithm with exact dense solves, layer-major unknowns."""
+    N, K = alphas.shape[0] * alphas.shape[1], alphas.shape[2]
+    target = alphas.reshape(N, K).copy()
+    target[target < 0.1] = 0
+    target[target > 0.9] = 1
+    target /= target.sum(axis=1, keepdims=True)
+    g = np.repeat(gamma.reshape(N, 1), K, axis=1)
+    x = target.copy()
+    for _ in range(iterations):
+        u = np.maximum(np.abs(x), 0.01) ** (g - 2)
+        v = np.maximum(np.abs(1 - x), 0.01) ** (g - 2)
+        A = dense_system(L, u + v + 1.0, lam)
+        b = (v + target + lam).T.ravel()
+        x = np.linalg.solve(A, b).reshape(K, N).T
+    A = dense_system(L, np.ones((N, K)), lam)
+    x = np.linalg.solve(A, (x + lam).T.ravel()).reshape(K, N).T
+    return x.reshape(alphas.shape)
+
+
+def test_operator_and_preconditioner_match_dense_matrices(problem):
+    _, L, alphas = problem
+    N, K = L.shape[0], alphas.shape[2]
+    rng = np.random.default_rng(1)
+    d = rng.uniform(1, 50, size=(N, K))
+    operator = _RelaxedOperator(L, K, 100.0)
+    operator.set_diagonal(d)
+    x = rng.normal(size=(N, K))
+    A = dense_system(L, d, 100.0)
+    np.testing.assert_allclose(operator.matvec(x.ravel()).reshape(N, K),
+                               (A @ x.T.ravel()).reshape(K, N).T, rtol=1e-12, atol=1e-10)
+    # block-Jacobi: the inverse of each pixel's K×K diagonal block
+    for p in (0, 37, N - 1):
+        block = A[np.ix_(np.arange(K) * N + p, np.arange(K) * N + p)]
+        r = np.zeros((N, K))
+        r[p] = rng.normal(size=K)
+        np.testing.assert_allclose(operator.block_jacobi(r.ravel()).reshape(N, K)[p],
+                                   np.linalg.solve(block, r[p]), rtol=1e-12)
+
+
+def test_threshold_target():
+    alphas = np.array([[0.05, 0.95, 0.0], [0.5, 0.3, 0.2], [0.92, 0.04, 0.04]])
+    np.testing.assert_allclose(_threshold_target(alphas),
+                               [[0, 1, 0], [0.5, 0.3, 0.2], [1, 0, 0]])
+
+
+def test_matches_dense_solves(problem):
+    image, L, alphas = problem
+    gamma = sparsity_exponent(image)
+    expected = dense_relaxed(alphas, L, gamma, iterations=3)
+    for preconditioner in ("block-jacobi", None):
+        out = relaxed_sparsification(alphas, L, image, iterations=3, rtol=1e-13, maxiter=5000,
+                                     final_maxiter=5000, preconditioner=preconditioner)
+        np.testing.assert_allclose(out, expected, atol=1e-8)
+
+
+def test_energy_decreases_and_layers_sum_to_one(problem):
+    image, L, alphas = problem
+    out, info = relaxed_sparsification(alphas, L, image, rtol=1e-12, maxiter=2000, return_info=True)
+    energy = np.array(info["energy"])
+    assert np.all(np.diff(energy) <= 1e-9 * energy[0])  # majorise-minimise: never increases
+    assert energy[-1] < energy[0]
+    assert np.abs(out.sum(axis=2) - 1).max() < 1e-3
+    assert out.min() > -0.3 and out.max() < 1.3
+
+
+def test_released_solver_settings_are_close_to_converged(problem):
+    image, L, alphas = problem
+    faithful = relaxed_sparsification(alphas, L, image, preconditioner=None)
+    converged = relaxed_sparsification(alphas, L, image, rtol=1e-12, maxiter=5000)
+    assert np.abs(faithful - converged).max() < 1e-3
+
+
+def test_energy_of_a_known_state(problem):
+    _, L, alphas = problem
+    N, K = L.shape[0], alphas.shape[2]
+    X = alphas.reshape(N, K)
+    gamma = np.full(N, 0.95)
+    # with every |α| and |1 - α| above the floor, the penalty is (2/γ)(|α|^γ + |1-α|^γ)
+    X = np.clip(X, 0.02, 0.98)
+    expected = (np.sum(X * (L @ X)) + np.sum((2 / 0.95) * (X**0.95 + (1 - X) ** 0.95))
+                + np.sum((X - alphas.reshape(N, K)) ** 2) + 100 * np.sum((1 - X.sum(1)) ** 2))
+    assert relaxed_energy(X, L, gamma, alphas) == pytest.approx(expected, rel=1e-12)
+
+
+def test_bad_inputs(problem):
+    image, L, alphas = problem
+    with pytest.raises(ValueError, match="shape"):
+        relaxed_sparsification(alphas[..., 0], L, image)
+    with pytest.raises(ValueError, match="sparse"):
+        relaxed_sparsification(alphas, L[:10, :10], image)
+    with pytest.raises(ValueError, match="NaN"):
+        relaxed_sparsification(np.full_like(alphas, np.nan), L, image)
+    with pytest.raises(ValueError, match="lam"):
+        relaxed_sparsification(alphas, L, image, lam=-1)
+    with pytest.raises(ValueError, match="preconditioner"):
+        relaxed_sparsification(alphas, L, image, preconditioner="ilu")
+    with pytest.raises(ValueError, match="image has shape"):
+        relaxed_sparsification(alphas, L, image[:5])
