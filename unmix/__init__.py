@@ -17,9 +17,11 @@ __version__ = "0.1.0.dev0"
 from . import graph, image, spectral
 from .exceptions import ConvergenceWarning
 from .image import as_float_image, read_image, write_image
+from .layers import Layers
 
 __all__ = [
     "ConvergenceWarning",
+    "Layers",
     "as_float_image",
     "graph",
     "image",
