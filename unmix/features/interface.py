@@ -1,0 +1,55 @@
+"""What semantic soft segmentation accepts as features (spec ``sss.md`` §2)."""
+
+import numpy as np
+
+from ..graph.superpixel_affinity import as_feature_image
+from .handcrafted import handcrafted_features
+from .preprocess import preprocess_features
+
+__all__ = ["feature_image"]
+
+
+def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
+    """The 3-channel feature image F in [0, 1] the affinities are calibrated for.
+
+    Parameters
+    ----------
+    features : None, array_like (H, W, D) or callable
+        - ``None``: :func:`handcrafted_features` of the image;
+        - an (H, W, 3) array with values in [0, 1]: used as is (like the
+          released demo's precomputed features);
+        - an (H, W, D) array with D > 3: a raw embedding, preprocessed as the
+          released code does (:func:`preprocess_features`);
+        - a callable: called as ``features(image)`` on the float image; its
+          (H, W, D) output is then treated as above.
+    image : ndarray, shape (H, W, 3), float64 in [0, 1]
+    clamp, window, eps : optional
+        Parameters of :func:`preprocess_features` for raw embeddings.
+
+    Returns
+    -------
+    F : ndarray, shape (H, W, 3), float64 in [0, 1]
+    """
+    if features is None:
+        return handcrafted_features(image)
+    if callable(features):
+        features = features(image)
+        name = "the output of the features callable"
+    else:
+        name = "features"
+    arr = as_feature_image(features, image.shape[:2], name=name)
+    depth = arr.shape[2]
+    if depth > 3:
+        return preprocess_features(arr, image, clamp, window, eps)
+    if depth < 3:
+        raise ValueError(
+            f"{name} must have 3 channels in [0, 1] or D > 3 raw channels, got {depth} channel(s)"
+        )
+    low, high = arr.min(), arr.max()
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{name} has 3 channels, so it is used as is and must lie in [0, 1]; got values in "
+            f"[{low:.4g}, {high:.4g}] (pass raw embeddings with D > 3 channels to have them "
+            "preprocessed)"
+        )
+    return np.ascontiguousarray(arr)
