@@ -125,102 +125,43 @@ def eigen_residuals(L, eigvals, eigvecs):
     return np.linalg.norm(R, axis=0) / np.maximum(np.linalg.norm(V, axis=0), 1e-300)
 
 
-# ------------------------------------------------------------------ fill-reducing order
-def _stencil_radius_and_far_nodes(L, shape, max_radius=8):
-    """Smallest grid radius r such that few pixels have edges longer than r.
-
-    Pixels with longer edges (the superpixel centroid pixels of §4.3 that carry W_S and
-    W_C) are returned as a mask; nested dissection orders them last, where they form
-    one dense trailing block instead of destroying every separator.
-    """
-    H, W = shape
-    C = L.tocoo()
-    yi, xi = np.divmod(C.row, W)
-    yj, xj = np.divmod(C.col, W)
-    off = np.maximum(np.abs(yi - yj), np.abs(xi - xj))
-    n = L.shape[0]
-    budget = max(64, n // 20)
-    for r in range(1, max_radius + 1):
-        far = off > r
-        mark = np.zeros(n, dtype=bool)
-        mark[C.row[far]] = True
-        if mark.sum() <= budget:
-            return r, mark
-    return None, None
-
-
-def _nested_dissection(shape, sep, leaf=64):
-    """Geometric nested dissection of an H×W pixel grid (row-major indices).
-
-    Each rectangle is split across its longer side by a separator ``sep`` pixels wide
-    (the stencil radius, so the two halves share no edge); halves first, separator last.
-    """
-    H, W = shape
-    out = []
-
-    def block(y0, y1, x0, x1):
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        out.append((yy * W + xx).ravel())
-
-    stack = [(0, H, 0, W, False)]
-    # Explicit stack (post-order) instead of recursion: depth is ~log2(N) anyway, but
-    # this keeps the order easy to reason about: (A, B, S) for every split.
-    while stack:
-        y0, y1, x0, x1, emit = stack.pop()
-        if emit:
-            block(y0, y1, x0, x1)
-            continue
-        h, w = y1 - y0, x1 - x0
-        if h * w <= leaf or max(h, w) <= 2 * sep + 1:
-            block(y0, y1, x0, x1)
-            continue
-        if w >= h:
-            m = x0 + (w - sep) // 2
-            parts = [(y0, y1, x0, m, False), (y0, y1, m + sep, x1, False), (y0, y1, m, m + sep, True)]
-        else:
-            m = y0 + (h - sep) // 2
-            parts = [(y0, m, x0, x1, False), (m + sep, y1, x0, x1, False), (m, m + sep, x0, x1, True)]
-        stack.extend(reversed(parts))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
-def _grid_ordering(L, shape):
-    r, far = _stencil_radius_and_far_nodes(L, shape)
-    if r is None:
-        return None
-    p = _nested_dissection(shape, sep=r)
-    return np.concatenate([p[~far[p]], np.flatnonzero(far)])
-
-
+# ------------------------------------------------------------------------ factorisation
 def _factorize_shifted(L, sigma, shape):
-    """SuperLU factorisation of ``L − σI`` with a grid nested-dissection ordering.
+    """Factor ``L − σI``; return a function solving it for a vector or a block of vectors.
 
-    Returns a function solving ``(L − σI) x = b`` for a vector or a block of vectors.
+    With the pixel grid known, a multifrontal factorisation on a grid nested dissection
+    (:mod:`unmix.linalg.ordering`, :mod:`unmix.linalg.multifrontal`): the long-range
+    (superpixel centroid) pixels and the top separator form the root front, so every other
+    pivot block is a principal submatrix of the positive definite ``L_M − σI`` (σ < 0) and
+    is factored by dense Cholesky, while the indefinite root is factored by pivoted LU.
+    Otherwise, or if that structure is missing (no stencil radius, or a non-root block
+    that is not positive definite), SuperLU with a minimum-degree ordering.
     """
     import scipy.sparse as sp
     import scipy.sparse.linalg as sla
 
     n = L.shape[0]
     A = (L - sigma * sp.identity(n, format="csr")).tocsr()
-    perm = _grid_ordering(L, shape) if shape is not None else None
-    if perm is not None:
-        Ap = A[perm][:, perm].tocsc()
-        # Our ordering is symmetric; SymmetricMode + a small diagonal-pivot threshold
-        # keeps SuperLU on the diagonal (no extra fill) unless a pivot is really tiny.
-        lu = sla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=0.01,
-                      options=dict(SymmetricMode=True))
-        del Ap
-        inv = np.empty_like(perm)
-        inv[perm] = np.arange(n)
+    if shape is not None:
+        from ..linalg.multifrontal import NotPositiveDefiniteError, factorize
+        from ..linalg.ordering import grid_nested_dissection
 
-        def solve(b):
-            return lu.solve(np.asfortranarray(b[perm]))[inv]
-    else:
-        lu = sla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.01,
-                      options=dict(SymmetricMode=True))
+        try:
+            tree = grid_nested_dissection(shape, L)
+            factor = factorize(A, tree)
+        except (ValueError, NotPositiveDefiniteError) as exc:
+            log.info("smallest_eigenpairs: grid factorisation unavailable (%s); using SuperLU",
+                     exc)
+        else:
+            log.info("smallest_eigenpairs: %r", factor)
+            return factor.solve
+    # SymmetricMode + a small diagonal-pivot threshold keep SuperLU on the diagonal (no
+    # extra fill) unless a pivot is really tiny.
+    lu = sla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.01,
+                  options=dict(SymmetricMode=True))
 
-        def solve(b):
-            return lu.solve(np.asfortranarray(b))
+    def solve(b):
+        return lu.solve(np.asfortranarray(b))
     return solve
 
 
