@@ -138,6 +138,30 @@ def test_small_matches_scipy_shift_invert(small, method):
         assert _max_sin_angle(vecs, ref_vecs) < 1e-4
 
 
+@pytest.mark.parametrize("block_size", [2, 8])
+def test_krylov_schur_matches_arpack(small, block_size):
+    # Same shift-invert operator (multifrontal factor), two eigensolvers: ARPACK's
+    # implicitly restarted Lanczos and our block Krylov–Schur.
+    L, shape = small
+    k = 30
+    va, xa = smallest_eigenpairs(L, k, method="shift-invert", shape=shape,
+                                 eigensolver="arpack", tol=1e-9)
+    vk, xk, res = smallest_eigenpairs(L, k, method="shift-invert", shape=shape,
+                                      eigensolver="krylov-schur", block_size=block_size,
+                                      tol=1e-9, return_residuals=True)
+    scale = np.abs(va).max()
+    np.testing.assert_allclose(vk, va, rtol=0, atol=1e-10 * scale)
+    assert res.max() <= 1e-9
+    np.testing.assert_allclose(xk.T @ xk, np.eye(k), atol=1e-10)
+    assert _max_sin_angle(xk, xa) < 1e-6
+
+
+def test_bad_eigensolver(small):
+    L, shape = small
+    with pytest.raises(ValueError, match="eigensolver must be"):
+        smallest_eigenpairs(L, 5, method="shift-invert", shape=shape, eigensolver="lanczos")
+
+
 def test_shape_only_changes_ordering(small):
     L, shape = small
     a = smallest_eigenpairs(L, 10, method="shift-invert", shape=shape)[0]
@@ -160,11 +184,12 @@ def test_dense_input_accepted(tiny):
     np.testing.assert_allclose(v_sparse, v_dense, atol=1e-12)
 
 
-@pytest.mark.parametrize("method", ["shift-invert", "lobpcg"])
-def test_non_convergence_warns_and_returns_best(small, method):
+@pytest.mark.parametrize("method, kw", [("shift-invert", dict(eigensolver="arpack")),
+                                        ("shift-invert", dict(eigensolver="krylov-schur")),
+                                        ("lobpcg", dict(restart=1))])
+def test_non_convergence_warns_and_returns_best(small, method, kw):
     L, shape = small
     with pytest.warns(ConvergenceWarning, match="max residual"):
-        kw = dict(restart=1) if method == "lobpcg" else {}
         vals, vecs, res = smallest_eigenpairs(L, 30, method=method, shape=shape, maxiter=1,
                                               tol=1e-14, return_residuals=True, **kw)
     assert vals.shape == (30,) and vecs.shape == (L.shape[0], 30)
