@@ -106,6 +106,14 @@ def bench_eigen(L, shape, method, k, timeout):
     return {"method": method, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
+def bench_import(repeat=5):
+    """Best wall time of ``import unmix`` in a fresh interpreter (after a warm-up run)."""
+    code = "import time; t = time.perf_counter(); import unmix; print(time.perf_counter() - t)"
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  check=True).stdout) for _ in range(repeat + 1)]
+    return min(times[1:])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[160, 320, 640],
@@ -122,6 +130,8 @@ def main(argv=None):
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; "
           f"gpu: {info['gpu']}")
+    import_seconds = bench_import()
+    print(f"import unmix: {import_seconds * 1000:.1f} ms (best of 5, warm)")
     lap_rows, stage_rows, eig_rows = [], [], []
     bench_sss_laplacian(example_image(args.image, (48, 64)))  # compile the kernels once
     for width in args.sizes:
@@ -163,6 +173,7 @@ def main(argv=None):
             ("lambda_min", "λ_min", "{:.2e}"), ("lambda_max", "λ_max", "{:.2e}"), ("note", "", None),
         ])
     path = append_results("bench_graph", [
+        {"benchmark": "import", "seconds": import_seconds},
         *({"benchmark": "matting_laplacian", **r} for r in lap_rows),
         *({"benchmark": "sss_laplacian_stages", **r} for r in stage_rows),
         *({"benchmark": "smallest_eigenpairs", **r} for r in eig_rows),

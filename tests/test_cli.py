@@ -32,3 +32,13 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
     assert main(["eigenvectors", str(tmp_path / "missing.png"), "-o", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
         main(["eigenvectors", "-o", str(tmp_path)])  # neither an image nor --example
+
+
+def test_sss_on_an_example(tmp_path, capsys):
+    out = tmp_path / "sss"
+    assert main(["sss", "--example", "astronaut", "--size", "48", "64", "--segments", "4",
+                 "--mode", "fast", "-o", str(out)]) == 0
+    assert "4 soft segments of 48×64" in capsys.readouterr().out
+    for k in range(4):
+        assert read_image(out / f"alpha-{k:02d}.png").shape == (48, 64, 3)
+    assert (out / "segments.png").exists()

@@ -6,26 +6,47 @@ exactly and fast, stage by stage:
 
 - :mod:`unmix.graph`: the graph of semantic soft segmentation (matting
   Laplacian, superpixels, semantic and non-local colour affinities);
-- :mod:`unmix.spectral`: from the graph to layers (smallest eigenpairs, ...);
+- :mod:`unmix.spectral`: from the graph to layers (smallest eigenpairs,
+  constrained and relaxed sparsification, grouping), and
+  :func:`semantic_soft_segments`, the whole method in one call;
+- :mod:`unmix.features`: the per-pixel features it accepts;
+- :mod:`unmix.linalg`: the solvers underneath (PCG, multifrontal
+  factorisation, block Krylov–Schur);
 - :mod:`unmix.image`: input validation and image files.
 
-``import unmix`` compiles nothing and never imports torch or CuPy.
+Submodules are imported on first use, so ``import unmix`` is cheap; it
+compiles nothing and never imports torch or CuPy.
 """
+
+import importlib
 
 __version__ = "0.1.0.dev0"
 
-from . import graph, image, spectral
-from .exceptions import ConvergenceWarning
-from .image import as_float_image, read_image, write_image
-from .layers import Layers
+_SUBMODULES = ("features", "filters", "graph", "image", "layers", "linalg", "spectral")
 
-__all__ = [
-    "ConvergenceWarning",
-    "Layers",
-    "as_float_image",
-    "graph",
-    "image",
-    "read_image",
-    "spectral",
-    "write_image",
-]
+#: Public names of the top level, and the submodule that defines each.
+_EXPORTS = {
+    "ConvergenceWarning": "exceptions",
+    "Layers": "layers",
+    "SemanticSoftSegmentationParams": "spectral",
+    "as_float_image": "image",
+    "read_image": "image",
+    "semantic_soft_segments": "spectral",
+    "write_image": "image",
+}
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'unmix' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

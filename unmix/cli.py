@@ -1,8 +1,10 @@
 """The ``unmix`` command line.
 
-``unmix eigenvectors`` builds the graph of semantic soft segmentation for one
-image and writes a picture of its smallest eigenvectors (the soft-segment
-"building blocks" of the method, paper Fig. 3).
+- ``unmix sss``: semantic soft segmentation of an image, written as one alpha
+  matte per segment and a picture of the segments.
+- ``unmix eigenvectors``: the graph of semantic soft segmentation and a
+  picture of its smallest eigenvectors (the building blocks of the soft
+  segments, paper Fig. 3).
 """
 
 import argparse
@@ -109,6 +111,21 @@ def _run_eigenvectors(args):
           f"and eigenpairs.npz to {args.output}")
 
 
+def _run_sss(args):
+    from .spectral import semantic_soft_segments
+
+    image = _load_input(args)
+    features = None if args.features is None else np.load(args.features)
+    layers = semantic_soft_segments(image, features, n_segments=args.segments,
+                                    random_state=args.seed, mode=args.mode, progress=True)
+    paths = layers.save(args.output)
+    timings = ", ".join(f"{name} {seconds:.1f} s"
+                        for name, seconds in layers.intermediates["timings"].items())
+    print(f"{layers.n_layers} soft segments of {layers.shape[0]}×{layers.shape[1]} in "
+          f"{sum(layers.intermediates['timings'].values()):.1f} s ({timings})")
+    print(f"wrote {len(paths) - 1} alpha mattes and segments.png to {args.output}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="unmix", description="Decompose images into soft layers."
@@ -129,6 +146,23 @@ def build_parser():
     eig.add_argument("--show", type=int, default=16,
                      help="how many eigenvectors the picture shows (default 16)")
     eig.set_defaults(run=_run_eigenvectors)
+
+    sss = commands.add_parser(
+        "sss",
+        help="semantic soft segmentation (Aksoy et al. 2018)",
+        description="Decompose an image into soft segments that follow objects; writes one "
+        "16-bit alpha PNG per segment and segments.png (each segment a solid colour).",
+    )
+    _add_input_arguments(sss)
+    sss.add_argument("--features", metavar="F.npy",
+                     help="per-pixel features: (H, W, 3) in [0, 1], or a raw (H, W, D) "
+                     "embedding; default: handcrafted region features")
+    sss.add_argument("--segments", type=int, default=5, help="number of soft segments (default 5)")
+    sss.add_argument("--mode", choices=["full", "fast"], default="full",
+                     help="full: every stage at full resolution (default); fast: the spectral "
+                     "stages at reduced resolution, the relaxed one at full resolution")
+    sss.add_argument("--seed", type=int, default=0, help="seed of the k-means steps (default 0)")
+    sss.set_defaults(run=_run_sss)
     return parser
 
 

@@ -4,7 +4,7 @@ Semantic features make pixels of one object similar and pixels of different
 objects dissimilar, whatever their colour. Without a network, the best
 available proxies are region-level cues: colour and texture statistics
 pooled over growing neighbourhoods (an object's parts share context even when
-their own colours differ) and position (objects are spatially compact).
+their own colours differ), and optionally position.
 The channels are standardised, reduced by PCA and aligned to image edges
 with a guided filter, as the released code does with network features.
 """
@@ -19,7 +19,7 @@ from ..filters import guided_filter
 __all__ = ["handcrafted_features"]
 
 
-def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=1.0, window=10,
+def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=0.0, window=10,
                          eps=0.01):
     """Region-level colour, texture and position features, reduced to 3 channels in [0, 1].
 
@@ -30,8 +30,10 @@ def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=1.0, wi
         Gaussian pooling scales in pixels at 640×480; scaled with the image's
         size, so a result does not depend on resolution.
     position_weight : float, optional
-        Weight of the two position channels relative to the (standardised)
-        colour and texture channels.
+        Weight of two position channels relative to the (standardised) colour
+        and texture channels. Off by default: on the scikit-image photographs
+        position split large uniform regions (a table top) into several
+        layers; it can help separate look-alike objects far apart.
     window, eps : optional
         The guided filter that snaps the reduced features to image edges.
 
@@ -42,8 +44,9 @@ def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=1.0, wi
     Notes
     -----
     Channels: CIE L*a*b* colour, its Gaussian means at each scale (context),
-    the local standard deviation of L* at each scale (texture), and the pixel
-    coordinates. Each channel is standardised to unit variance before PCA.
+    the local standard deviation of L* at each scale (texture), and optionally
+    the pixel coordinates. Each channel is standardised to unit variance
+    before PCA.
     """
     from skimage.color import rgb2lab
 
@@ -62,8 +65,9 @@ def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=1.0, wi
     stacked = np.concatenate(channels, axis=2)
     spread = stacked.reshape(-1, stacked.shape[2]).std(axis=0)
     stacked = stacked / np.where(spread > 0, spread, 1.0)
-    rows, cols = np.indices((height, width), dtype=np.float64) / max(height, width)
-    position = np.stack([rows, cols], axis=2) / rows.std() * position_weight
-    stacked = np.concatenate([stacked, position], axis=2)
+    if position_weight > 0:
+        rows, cols = np.indices((height, width), dtype=np.float64) / max(height, width)
+        position = np.stack([rows, cols], axis=2) / rows.std() * position_weight
+        stacked = np.concatenate([stacked, position], axis=2)
     reduced = pca_features(stacked, 3)
     return minmax_normalize(guided_filter(reduced, image, window, eps))

@@ -1,0 +1,361 @@
+"""Tests of unmix.spectral.constrained (spec sss.md §10, §14 items 6–7, §19).
+
+Oracle: an independent, obviously-correct dense implementation of one IRLS iteration
+written here (the full (C−1)K block system built with np.kron and block_diag, solved by
+LAPACK), run from the same state.  A whole 40-iteration run is never compared value by
+value (rounding noise grows ~10× per iteration, §19); for whole runs we test what the
+method guarantees: exact sum-to-one, the pruning schedule, and a non-increasing energy.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg as la
+
+from unmix.exceptions import ConvergenceWarning
+from unmix.graph import GraphParams, sss_laplacian, superpixels
+from unmix.image import example_image
+from unmix.spectral import smallest_eigenpairs
+from unmix.spectral import constrained as cs
+from unmix.spectral.constrained import constrained_sparsification, kmeans_init, prune_schedule
+
+SHAPE = (24, 32)
+K = 25
+C0 = 8
+GAMMA = 0.8
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def problem():
+    """Tiny real problem: coffee 24×32, 60 superpixels, features = the image itself."""
+    img = example_image("coffee", SHAPE)
+    spx = superpixels(img, n_segments=60)
+    L = sss_laplacian(img, img, sp=spx).tocsr()
+    vals, vecs = smallest_eigenpairs(L, K, method="dense")
+    labels = kmeans_init(img, C0, random_state=0)
+    return {"img": img, "sp": spx, "L": L, "vals": vals, "vecs": vecs, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def normalized_problem(problem):
+    img = problem["img"]
+    L = sss_laplacian(img, img, sp=problem["sp"], params=GraphParams(normalized=True)).tocsr()
+    vals, vecs = smallest_eigenpairs(L, K, method="dense")
+    return {"L": L, "vals": vals, "vecs": vecs, "labels": problem["labels"]}
+
+
+# --------------------------------------------------------------------------- oracle
+def _one_hot(labels, C):
+    a = np.zeros((labels.size, C))
+    a[np.arange(labels.size), labels] = 1.0
+    return a
+
+
+def _dense_iteration(E, lam, alpha, gamma=GAMMA, l1=None):
+    """One IRLS iteration of spec §10.3, written out with the full dense system."""
+    c = 0.3**gamma
+    e0 = c * np.maximum(np.abs(alpha), 1e-10) ** (gamma - 2)
+    e1 = c * np.maximum(np.abs(alpha - 1), 1e-10) ** (gamma - 2)
+    N, C = alpha.shape
+    m = C - 1
+    A = [E.T @ np.diag(e0[:, k] + e1[:, k]) @ E + np.diag(lam) for k in range(C)]
+    b = [E.T @ e1[:, k] for k in range(m)]
+    bC = E.T @ e0[:, m] + (0.0 if l1 is None else E.T @ l1)
+    big = la.block_diag(*A[:m]) + np.kron(np.ones((m, m)), A[m])
+    y = np.linalg.solve(big, np.concatenate([bk + bC for bk in b])).reshape(m, -1)
+    out = np.empty_like(alpha)
+    out[:, :m] = E @ y.T
+    out[:, m] = 1.0 - out[:, :m].sum(axis=1)
+    return out
+
+
+def _energy(L, alpha, gamma=GAMMA):
+    """E_c of spec §10.1, evaluated directly with the Laplacian."""
+    c = 0.3**gamma
+    lap = sum(float(a @ (L @ a)) for a in alpha.T)
+    return lap + 2 * c / gamma * float(np.sum(np.abs(alpha) ** gamma + np.abs(1 - alpha) ** gamma))
+
+
+def _run(problem, init, **kw):
+    kw.setdefault("n_components", C0)
+    return constrained_sparsification(problem["vecs"], problem["vals"], init, SHAPE, **kw)
+
+
+def _flat(a):
+    return a.reshape(-1, a.shape[-1])
+
+
+# --------------------------------------------------------------------------- one iteration
+def test_first_iteration_matches_dense_oracle(problem):
+    got = _run(problem, problem["labels"], iterations=1)
+    want = _dense_iteration(problem["vecs"], problem["vals"], _one_hot(problem["labels"], C0))
+    assert got.shape == SHAPE + (C0,)
+    np.testing.assert_allclose(_flat(got), want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("t", [2, 6, 15])
+def test_iteration_from_same_state_matches_dense_oracle(problem, t):
+    # The state after t iterations (no pruning), then one more iteration by both.
+    state = _run(problem, problem["labels"], iterations=t, prune_threshold=0.0)
+    got = _run(problem, state, iterations=1)
+    want = _dense_iteration(problem["vecs"], problem["vals"], _flat(state))
+    # Early iterations agree to ~1e-12.  Later systems are badly conditioned (cond ~1e11
+    # here): two dense LAPACK solvers (gesv, sysv) then differ by ~5e-7 themselves (§19).
+    atol = 1e-10 if t <= 6 else 5e-6
+    np.testing.assert_allclose(_flat(got), want, rtol=0, atol=atol)
+
+
+def test_iteration_after_pruning_uses_last_kept_as_dependent(problem):
+    # iterations=2 with a long cycle prunes once, after iteration 2 (r = ceil(2/4) = 1).
+    pruned = _run(problem, problem["labels"], iterations=2, prune_every=100, prune_threshold=0.5)
+    assert pruned.shape[2] < C0  # the threshold is high enough to remove something
+    three = _run(problem, problem["labels"], iterations=3, prune_every=100, prune_threshold=0.5)
+    want = _dense_iteration(problem["vecs"], problem["vals"], _flat(pruned))
+    np.testing.assert_allclose(_flat(three), want, rtol=0, atol=1e-10)
+
+
+def test_normalized_laplacian_uses_laplacian_ones(normalized_problem):
+    p = normalized_problem
+    l1 = p["L"] @ np.ones(p["L"].shape[0])
+    assert np.abs(l1).max() > 1e-3  # L·1 ≠ 0 for the normalised Laplacian
+    a1 = _run(p, p["labels"], iterations=1, prune_threshold=0.0, laplacian_ones=p["L"])
+    state = _run(p, p["labels"], iterations=4, prune_threshold=0.0, laplacian_ones=l1)
+    got = _run(p, state, iterations=1, laplacian_ones=l1)
+    np.testing.assert_allclose(
+        _flat(a1), _dense_iteration(p["vecs"], p["vals"], _one_hot(p["labels"], C0), l1=l1),
+        rtol=0, atol=1e-10,
+    )
+    np.testing.assert_allclose(
+        _flat(got), _dense_iteration(p["vecs"], p["vals"], _flat(state), l1=l1), rtol=0, atol=1e-10
+    )
+    # Without L·1 the result is a different (wrong) one for this Laplacian.
+    wrong = _run(p, state, iterations=1)
+    assert np.abs(wrong - got).max() > 1e-6
+
+
+# --------------------------------------------------------------------------- block solve
+def _block_system(problem, alpha, seed=0):
+    E, lam = problem["vecs"], problem["vals"]
+    c = 0.3**GAMMA
+    w = c * (np.maximum(np.abs(alpha), 1e-10) ** (GAMMA - 2)
+             + np.maximum(np.abs(alpha - 1), 1e-10) ** (GAMMA - 2))
+    A = np.stack([E.T @ (w[:, [k]] * E) + np.diag(lam) for k in range(alpha.shape[1])])
+    r = np.random.default_rng(seed).standard_normal((alpha.shape[1] - 1, E.shape[1]))
+    r *= np.abs(A).max()
+    return A, r
+
+
+def _dense_block_solve(A, r):
+    m = r.shape[0]
+    big = la.block_diag(*A[:m]) + np.kron(np.ones((m, m)), A[m])
+    return np.linalg.solve(big, r.ravel()).reshape(r.shape), big
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def _normwise_berr(big, y, r):
+    res = big @ y.ravel() - r.ravel()
+    return np.linalg.norm(res) / (np.linalg.norm(big, 2) * np.linalg.norm(y) + np.linalg.norm(r))
+
+
+@pytest.mark.parametrize("t", [0, 8])
+def test_schur_solve_equals_dense_solve_on_real_systems(problem, t):
+    alpha = (_one_hot(problem["labels"], C0) if t == 0 else
+             _flat(_run(problem, problem["labels"], iterations=t, prune_threshold=0.0)))
+    A, r = _block_system(problem, alpha)
+    y, steps, berr = cs._solve_block_system(A, r)
+    y_dense, big = _dense_block_solve(A, r)
+    assert berr < 1e-15
+    assert _rel(y, y_dense) < 1e-8
+
+
+@pytest.mark.parametrize("t", [25, 39])
+def test_schur_solve_with_refinement_on_badly_conditioned_systems(problem, t):
+    # Late iterations: cond ~1e11, the plain Schur solve loses digits (§10.5).
+    alpha = _flat(_run(problem, problem["labels"], iterations=t, prune_threshold=0.0))
+    A, r = _block_system(problem, alpha)
+    y_dense, big = _dense_block_solve(A, r)
+    assert np.linalg.cond(big) > 1e10
+    y0, _, berr0 = cs._solve_block_system(A, r, max_refine=0)
+    y, steps, berr = cs._solve_block_system(A, r)
+    assert steps >= 1 and berr < berr0 and berr < 2.3e-16
+    # As backward stable as LAPACK's dense LU, and as close to it as a second dense
+    # LAPACK solver (symmetric-indefinite sysv) is: the forward error is cond-limited.
+    assert _normwise_berr(big, y, r) <= 3 * _normwise_berr(big, y_dense, r) + 1e-18
+    y_sym = la.solve(big, r.ravel(), assume_a="sym").reshape(r.shape)
+    assert _rel(y, y_dense) <= max(1e-8, 3 * _rel(y_sym, y_dense))
+
+
+# --------------------------------------------------------------------------- pruning
+def test_prune_schedule():
+    assert prune_schedule(40) == [11, 21, 31]  # §14 item 6: 1-based, test it > remove_at
+    assert prune_schedule(8) == [3, 5, 7]
+    assert prune_schedule(40, prune_every=10) == [11, 21, 31]
+    assert prune_schedule(20, prune_every=10) == [6, 16]
+    assert prune_schedule(3) == [2, 3]
+    assert prune_schedule(1) == []
+
+
+def test_pruning_happens_exactly_on_schedule(problem):
+    # Labels that leave components 1 and 4 empty (all-zero layers, which the 3.8e11
+    # weights pin at zero): they must disappear after iteration 3 (iterations=8: 3, 5, 7).
+    labels = np.array([0, 2, 3, 5])[problem["labels"] % 4]
+    out, info = _run(problem, labels, n_components=6, iterations=8, return_info=True)
+    assert info["prune_iterations"] == [3, 5, 7]
+    n = info["n_components"]
+    assert n[:3].tolist() == [6, 6, 6] and n[3] <= 4
+    for i in range(1, 8):  # the count changes only right after a scheduled iteration
+        if i not in info["prune_iterations"]:
+            assert n[i] == n[i - 1]
+    assert 1 not in info["kept"] and 4 not in info["kept"]
+    assert out.shape[2] == len(info["kept"]) == n[-1]
+
+
+def test_no_pruning_with_zero_threshold_and_40_iteration_schedule(problem):
+    out, info = _run(problem, problem["labels"], iterations=12, prune_every=100,
+                     prune_threshold=0.0, return_info=True)
+    assert info["prune_iterations"] == [4]
+    assert out.shape[2] == C0 and info["kept"].tolist() == list(range(C0))
+
+
+# --------------------------------------------------------------------------- whole runs
+@pytest.fixture(scope="module")
+def full_run(problem):
+    """The default 40-iteration schedule on 10 k-means components, computed once."""
+    labels = kmeans_init(problem["img"], 10, random_state=1)
+    return constrained_sparsification(problem["vecs"], problem["vals"], labels, SHAPE,
+                                      n_components=10, return_info=True)
+
+
+def test_output_sums_to_one_exactly(full_run):
+    out, info = full_run
+    assert info["prune_iterations"] == [11, 21, 31]
+    assert np.abs(out.sum(axis=2) - 1).max() < 1e-12
+    assert np.isfinite(out).all()
+
+
+def test_energy_is_the_spec_energy_and_does_not_increase(problem, full_run):
+    out, info = full_run
+    energy = info["energy"]
+    assert np.isfinite(energy).all()
+    # The recorded value is E_c of §10.1, evaluated here with L itself.
+    assert energy[-1] == pytest.approx(_energy(problem["L"], _flat(out)), rel=1e-9)
+    # Majorise–minimise: no increase while the component set is unchanged.
+    for i in range(1, len(energy)):
+        if i not in info["prune_iterations"]:  # iteration i (1-based) did not prune
+            assert energy[i] <= energy[i - 1] * (1 + 1e-12) + 1e-9, i
+    assert info["backward_error"].max() < 1e-14
+
+
+def test_energy_with_normalized_laplacian(normalized_problem):
+    p = normalized_problem
+    out, info = _run(p, p["labels"], iterations=5, prune_threshold=0.0,
+                     laplacian_ones=p["L"], return_info=True)
+    assert info["energy"][-1] == pytest.approx(_energy(p["L"], _flat(out)), rel=1e-9)
+    assert np.all(np.diff(info["energy"][1:]) <= 1e-9 * info["energy"][1:-1])
+
+
+def test_deterministic_and_soft_init_equivalent(problem):
+    a = _run(problem, problem["labels"], iterations=5)
+    b = _run(problem, problem["labels"], iterations=5)
+    np.testing.assert_array_equal(a, b)
+    soft = _one_hot(problem["labels"], C0).reshape(SHAPE + (C0,))
+    c = _run(problem, soft, iterations=5, n_components=99)  # soft init brings its own C
+    np.testing.assert_array_equal(a, c)
+    d = _run(problem, problem["labels"].reshape(SHAPE), iterations=5)  # (H, W) labels
+    np.testing.assert_array_equal(a, d)
+
+
+def test_thread_count_does_not_change_the_result(problem):
+    a = _run(problem, problem["labels"], iterations=3, n_threads=1)
+    b = _run(problem, problem["labels"], iterations=3, n_threads=2)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_convergence_warning_plumbing(problem, monkeypatch):
+    monkeypatch.setattr(cs, "_BERR_WARN", -1.0)
+    with pytest.warns(ConvergenceWarning, match="backward error"):
+        _run(problem, problem["labels"], iterations=1)
+
+
+def test_single_component_left_is_constant_one(problem):
+    init = np.zeros(SHAPE + (3,))
+    init[..., 0] = 1.0
+    out = _run(problem, init, iterations=4, prune_every=1, prune_threshold=0.5)
+    assert out.shape[2] == 1
+    np.testing.assert_allclose(out[..., 0], 1.0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- k-means init
+def test_kmeans_init(problem):
+    img = problem["img"]
+    a = kmeans_init(img, 12, random_state=5)
+    b = kmeans_init(img, 12, random_state=5)
+    assert a.shape == (SHAPE[0] * SHAPE[1],) and a.dtype == np.int64
+    assert a.min() >= 0 and a.max() <= 11
+    np.testing.assert_array_equal(a, b)
+    g = kmeans_init(img, 12, random_state=np.random.default_rng(0))
+    assert g.shape == a.shape
+    with pytest.raises(ValueError, match="features"):
+        kmeans_init(img[..., 0], 12)
+    with pytest.raises(ValueError, match="n_components"):
+        kmeans_init(img, 0)
+    with pytest.raises(ValueError, match="n_components"):
+        kmeans_init(img[:2, :2], 5)
+    bad = img.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        kmeans_init(bad, 4)
+
+
+# --------------------------------------------------------------------------- validation
+def test_bad_inputs_raise(problem):
+    E, lam, labels = problem["vecs"], problem["vals"], problem["labels"]
+
+    def run(**kw):
+        args = {"eigvecs": E, "eigvals": lam, "init": labels, "shape": SHAPE, "n_components": C0,
+                "iterations": 1}
+        args.update(kw)
+        return constrained_sparsification(**args)
+
+    bad = E.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="eigvecs"):
+        run(eigvecs=bad)
+    with pytest.raises(ValueError, match="eigvecs"):
+        run(eigvecs=E[:, 0])
+    with pytest.raises(ValueError, match="eigvals"):
+        run(eigvals=lam[:-1])
+    with pytest.raises(ValueError, match="shape"):
+        run(shape=(24, 31))
+    with pytest.raises(ValueError, match=r"init labels.*\[0, 7\]"):
+        run(init=np.where(labels == 0, C0, labels))
+    with pytest.raises(ValueError, match=r"init labels"):
+        run(init=labels - 1)
+    with pytest.raises(TypeError, match="init labels"):
+        run(init=labels + 0.5)
+    with pytest.raises(ValueError, match="init"):
+        run(init=labels[:-1])
+    with pytest.raises(ValueError, match="init"):
+        run(init=np.ones((24, 30, 4)) / 4)
+    with pytest.raises(ValueError, match="at least 2"):
+        run(init=np.ones(SHAPE + (1,)))
+    with pytest.raises(ValueError, match="n_components"):
+        run(n_components=1)
+    with pytest.raises(ValueError, match="iterations"):
+        run(iterations=0)
+    with pytest.raises(ValueError, match="sparsity"):
+        run(sparsity=2.0)
+    with pytest.raises(ValueError, match="prune_threshold"):
+        run(prune_threshold=-0.1)
+    with pytest.raises(ValueError, match="laplacian_ones"):
+        run(laplacian_ones=np.zeros(5))
+    with pytest.raises(ValueError, match="prune_every"):
+        run(prune_every=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run()  # the defaults are fine and silent

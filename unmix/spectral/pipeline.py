@@ -1,0 +1,262 @@
+"""``semantic_soft_segments``: the whole method, composed from its stages."""
+
+import logging
+import time
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from ..features import feature_image
+from ..filters import guided_filter
+from ..graph import GraphParams, sss_laplacian, superpixels
+from ..image import as_float_image
+from ..layers import Layers
+from .constrained import constrained_sparsification, kmeans_init
+from .eigen import smallest_eigenpairs
+from .grouping import group_segments
+from .relaxed import relaxed_sparsification
+
+__all__ = ["SemanticSoftSegmentationParams", "semantic_soft_segments"]
+
+log = logging.getLogger("unmix")
+
+
+@dataclass(frozen=True)
+class SemanticSoftSegmentationParams:
+    """Parameters of semantic soft segmentation (Aksoy et al. 2018).
+
+    Defaults are the authors' released code; :meth:`paper` gives the paper
+    text's values where they differ (spec ``sss.md`` §13).
+
+    Attributes
+    ----------
+    graph : GraphParams
+        Superpixels, affinities and Laplacian (§4–8).
+    n_eigs : int
+        Number of smallest-magnitude eigenpairs K (100).
+    n_init_layers : int
+        Soft segments of the constrained sparsification, initialised by
+        k-means on the features (40).
+    constrained_iters : int
+        IRLS iterations of the constrained sparsification (40).
+    gamma : float
+        Sparsity exponent γ of the constrained sparsification (0.8).
+    prune_threshold : float
+        Segments whose max |α| falls to this are dropped (0.1).
+    relaxed_iters : int
+        IRLS iterations of the relaxed sparsification (20).
+    lam : float
+        λ (δ): weight of the soft sum-to-one term of the relaxed stage (100).
+    pcg_rtol, pcg_maxiter, final_maxiter : float, int, int
+        Inner solves of the relaxed stage (1e-6, 100, 1000).
+    preconditioner : {"block-jacobi", None}
+        Preconditioner of the relaxed stage's solves; ``None`` is the
+        released code's unpreconditioned CG.
+    feature_clamp, feature_window, feature_eps : float, int, float
+        Preprocessing of raw (D > 3) features: clamp ±5, guided filter with
+        a 10-pixel window and ε = 0.01 (§3).
+    fast_pixels : int
+        ``mode="fast"`` runs the spectral stages on the image reduced to about
+        this many pixels (20,000: 160×120 for a 640×480 image).
+    fast_upsample_eps : float
+        ε of the guided filter that sharpens the upsampled segments along the
+        full-resolution image's edges in ``mode="fast"``.
+    """
+
+    graph: GraphParams = field(default_factory=GraphParams)
+    n_eigs: int = 100
+    n_init_layers: int = 40
+    constrained_iters: int = 40
+    gamma: float = 0.8
+    prune_threshold: float = 0.1
+    relaxed_iters: int = 20
+    lam: float = 100.0
+    pcg_rtol: float = 1e-6
+    pcg_maxiter: int = 100
+    final_maxiter: int = 1000
+    preconditioner: str = "block-jacobi"
+    feature_clamp: float = 5.0
+    feature_window: int = 10
+    feature_eps: float = 0.01
+    fast_pixels: int = 20000
+    fast_upsample_eps: float = 1e-4
+
+    @classmethod
+    def paper(cls, **overrides):
+        """The paper's values: b_s = 0.2 and the normalised Laplacian (Eqs. 3, 5)."""
+        return cls(**{"graph": GraphParams.paper(), **overrides})
+
+    def __post_init__(self):
+        if not isinstance(self.graph, GraphParams):
+            raise TypeError(f"graph must be a GraphParams, got {type(self.graph).__name__}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("graph", "preconditioner"):
+                continue
+            if not (np.isscalar(value) and np.isfinite(value) and value > 0):
+                raise ValueError(f"{f.name} must be a positive number, got {value!r}")
+        if self.preconditioner not in ("block-jacobi", None):
+            raise ValueError(f"preconditioner must be 'block-jacobi' or None, got {self.preconditioner!r}")
+
+
+def semantic_soft_segments(image, features=None, n_segments=5, params=None, random_state=0,
+                           mode="full", progress=False, keep_intermediates=False):
+    """Semantic soft segmentation of an image (Aksoy et al., SIGGRAPH 2018).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W, 3)
+        The image (uint8, uint16 or floats in [0, 1]; see
+        :func:`unmix.image.as_float_image`).
+    features : None, array_like (H, W, D) or callable, optional
+        Per-pixel semantic features. ``None`` uses the handcrafted default
+        (:func:`unmix.features.handcrafted_features`); an (H, W, 3) array in
+        [0, 1] is used as is; an (H, W, D > 3) raw embedding is preprocessed
+        as the released code does (:func:`unmix.features.preprocess_features`);
+        a callable ``image -> (H, W, D)`` is called on the float image.
+    n_segments : int, optional
+        Number of output layers (5).
+    params : SemanticSoftSegmentationParams, optional
+        The released code's values by default.
+    random_state : int, optional
+        Seed of the two k-means steps; the result is deterministic for a seed.
+    mode : {"full", "fast"}, optional
+        ``"full"`` runs every stage at full resolution, as the paper.
+        ``"fast"`` runs the eigenpairs, the constrained sparsification and the
+        grouping on the image reduced to about ``params.fast_pixels`` pixels,
+        upsamples the grouped segments with edge-aware guidance (a guided
+        filter with the full-resolution image as guide) and runs the relaxed
+        sparsification at full resolution. Its result differs from
+        ``"full"``; ``benchmarks/bench_sss.py`` reports by how much.
+    progress : bool, optional
+        Show a progress bar over the stages.
+    keep_intermediates : bool, optional
+        Keep the stage outputs in ``Layers.intermediates``: ``features``,
+        ``superpixels``, ``laplacian``, ``eigvals``, ``eigvecs``,
+        ``initial_segments`` (constrained stage) and ``grouped_segments``.
+
+    Returns
+    -------
+    Layers
+        ``alphas`` of shape (H, W, n_segments); they sum to one up to about
+        1e-5 and are not clamped (values in about [-0.1, 1.1]).
+    """
+    image = as_float_image(image)
+    params = SemanticSoftSegmentationParams() if params is None else params
+    if not isinstance(params, SemanticSoftSegmentationParams):
+        raise TypeError(f"params must be a SemanticSoftSegmentationParams, got {type(params).__name__}")
+    if not (isinstance(n_segments, (int, np.integer)) and 1 <= n_segments <= params.n_init_layers):
+        raise ValueError(
+            f"n_segments must be an integer in [1, n_init_layers = {params.n_init_layers}], "
+            f"got {n_segments!r}"
+        )
+    if mode not in ("full", "fast"):
+        raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
+    height, width = image.shape[:2]
+    stages = _Stages(progress)
+    F = stages.run("features", feature_image, features, image, params.feature_clamp,
+                   params.feature_window, params.feature_eps)
+    factor = np.sqrt(height * width / params.fast_pixels)
+    if mode == "fast" and factor > 1:
+        small = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
+        image_small, F_small = stages.run("reduce", _resize, image, F, small)
+        # The superpixels keep their size in pixels, so their count follows the image area.
+        n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
+        params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
+        spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
+                                      random_state, stages)
+        grouped = stages.run("upsample", _upsample_segments, spectral["grouped_segments"], image,
+                             params.fast_upsample_eps)
+        sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
+                        params.graph.superpixel_compactness)
+        L = stages.run("Laplacian (full)", sss_laplacian, image, F, sp, params.graph)
+    else:
+        spectral = _spectral_segments(image, F, n_segments, params, random_state, stages)
+        grouped, L, sp = spectral["grouped_segments"], spectral["laplacian"], spectral["superpixels"]
+    alphas = stages.run(
+        "relaxed sparsification", relaxed_sparsification, grouped, L, image,
+        iterations=params.relaxed_iters, lam=params.lam, rtol=params.pcg_rtol,
+        maxiter=params.pcg_maxiter, final_maxiter=params.final_maxiter,
+        preconditioner=params.preconditioner,
+    )
+    stages.close()
+    intermediates = {"timings": stages.timings}
+    if keep_intermediates:
+        intermediates.update(spectral, features=F, full_superpixels=sp, full_laplacian=L,
+                             grouped_segments=grouped)
+    return Layers(alphas, intermediates=intermediates)
+
+
+def _spectral_segments(image, F, n_segments, params, random_state, stages):
+    """From the image and its features to grouped soft segments (spec §4–11)."""
+    height, width = image.shape[:2]
+    sp = stages.run("superpixels", superpixels, image, params.graph.n_superpixels,
+                    params.graph.superpixel_compactness)
+    L = stages.run("Laplacian", sss_laplacian, image, F, sp, params.graph)
+    eigvals, eigvecs = stages.run("eigenpairs", smallest_eigenpairs, L,
+                                  min(params.n_eigs, height * width - 1), shape=(height, width))
+    labels = stages.run("k-means", kmeans_init, F, params.n_init_layers, random_state)
+    initial = stages.run(
+        "constrained sparsification", constrained_sparsification, eigvecs, eigvals, labels,
+        (height, width), n_components=params.n_init_layers, iterations=params.constrained_iters,
+        sparsity=params.gamma, prune_threshold=params.prune_threshold,
+        laplacian_ones=(L @ np.ones(L.shape[0])) if params.graph.normalized else None,
+    )
+    grouped = stages.run("grouping", group_segments, initial, F, n_segments,
+                         random_state=random_state)
+    return {"features": F, "superpixels": sp, "laplacian": L, "eigvals": eigvals,
+            "eigvecs": eigvecs, "initial_segments": initial, "grouped_segments": grouped}
+
+
+def _resize(image, F, shape):
+    """Anti-aliased reduction of the image and its features, values kept in [0, 1]."""
+    from skimage.transform import resize
+
+    def reduce(x):
+        return np.clip(resize(x, shape + x.shape[2:], order=1, anti_aliasing=True), 0.0, 1.0)
+
+    return reduce(image), reduce(F)
+
+
+def _upsample_segments(segments, image, eps):
+    """Bilinear upsampling of soft segments, sharpened along the image's edges.
+
+    The guided filter (window about twice the reduction factor) replaces each
+    upsampled matte locally by an affine function of the full-resolution
+    colours, which moves soft transitions onto the image's edges. It is
+    linear and keeps constants, so the segments still sum to one.
+    """
+    from skimage.transform import resize
+
+    height, width = image.shape[:2]
+    factor = height / segments.shape[0]
+    up = resize(segments, (height, width, segments.shape[2]), order=1)
+    window = 2 * int(np.ceil(factor)) + 1
+    return guided_filter(up, image, window, eps)
+
+
+class _Stages:
+    """Runs named stages, timing and logging each, with an optional progress bar."""
+
+    def __init__(self, progress):
+        self.timings = {}
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(desc="semantic soft segmentation", unit=" stages")
+
+    def run(self, name, function, *args, **kwargs):
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        self.timings[name] = time.perf_counter() - start
+        log.info("%s: %.2f s", name, self.timings[name])
+        if self.bar is not None:
+            self.bar.update(1)
+        return result
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
