@@ -1,10 +1,11 @@
 """From affinities to the Laplacian of semantic soft segmentation."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
 
+from .._checks import positive_fields
 from ..image import as_float_image
 from .matting import matting_affinity
 from .superpixel_affinity import as_feature_image, color_affinity, semantic_affinity
@@ -69,19 +70,15 @@ class GraphParams:
         return cls(**{"semantic_threshold": 0.2, "normalized": True, **overrides})
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "normalized":
-                if not isinstance(value, (bool, np.bool_)):
-                    raise TypeError(f"normalized must be a bool, got {value!r}")
-            elif f.name == "semantic_threshold":
-                if not np.isfinite(value):
-                    raise ValueError(f"semantic_threshold must be finite, got {value!r}")
-            elif f.name in ("sigma_s", "sigma_c"):
-                if not (np.isfinite(value) and value >= 0):
-                    raise ValueError(f"{f.name} must be a non-negative finite number, got {value!r}")
-            elif not (np.isfinite(value) and value > 0):
-                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+        if not isinstance(self.normalized, (bool, np.bool_)):
+            raise TypeError(f"normalized must be a bool, got {self.normalized!r}")
+        if not np.isfinite(self.semantic_threshold):
+            raise ValueError(f"semantic_threshold must be finite, got {self.semantic_threshold!r}")
+        for name in ("sigma_s", "sigma_c"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
+        positive_fields(self, exclude=("normalized", "semantic_threshold", "sigma_s", "sigma_c"))
 
 
 def laplacian(W, normalized=False):

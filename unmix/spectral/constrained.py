@@ -83,6 +83,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from numba import njit
 
+from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
 
 __all__ = ["constrained_sparsification", "kmeans_init", "prune_schedule"]
@@ -352,14 +353,7 @@ def _validate_eigs(eigvecs, eigvals, shape):
         raise TypeError(f"eigvals must be real, got dtype {lam.dtype}")
     if K < 1 or K > N:
         raise ValueError(f"eigvecs must have 1 <= K <= N columns, got shape {E.shape}")
-    try:
-        H, W = (int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"shape must be a pair (H, W), got {shape!r}") from None
-    if H < 1 or W < 1 or H * W != N:
-        raise ValueError(
-            f"shape must be (H, W) with H*W equal to the {N} rows of eigvecs, got {shape!r}"
-        )
+    H, W = grid_shape(shape, N)
     E = np.ascontiguousarray(E, dtype=np.float64)
     lam = np.asarray(lam, dtype=np.float64)
     if not np.isfinite(E).all():

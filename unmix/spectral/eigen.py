@@ -45,6 +45,7 @@ import warnings
 
 import numpy as np
 
+from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
 
 __all__ = ["smallest_eigenpairs", "eigen_residuals"]
@@ -105,15 +106,7 @@ def _validate(L, k, method, shape, tol):
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if shape is not None:
-        try:
-            H, W = (int(s) for s in shape)
-        except (TypeError, ValueError):
-            raise ValueError(f"shape must be a pair (H, W) of integers, got {shape!r}") from None
-        if H < 1 or W < 1 or H * W != n:
-            raise ValueError(
-                f"shape must be (H, W) with H·W = N = {n} (row-major pixels), got {shape!r}"
-            )
-        shape = (H, W)
+        shape = grid_shape(shape, n)
     if not (isinstance(tol, numbers.Real) and tol > 0 and np.isfinite(tol)):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
     # The symmetric part only: removes rounding asymmetry below the 1e-10 test.

@@ -2,10 +2,11 @@
 
 import logging
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .._checks import positive_fields
 from ..features import feature_image
 from ..filters import guided_filter
 from ..graph import GraphParams, sss_laplacian, superpixels
@@ -89,14 +90,9 @@ class SemanticSoftSegmentationParams:
     def __post_init__(self):
         if not isinstance(self.graph, GraphParams):
             raise TypeError(f"graph must be a GraphParams, got {type(self.graph).__name__}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("graph", "preconditioner"):
-                continue
-            if not (np.isscalar(value) and np.isfinite(value) and value > 0):
-                raise ValueError(f"{f.name} must be a positive number, got {value!r}")
         if self.preconditioner not in ("block-jacobi", None):
             raise ValueError(f"preconditioner must be 'block-jacobi' or None, got {self.preconditioner!r}")
+        positive_fields(self, exclude=("graph", "preconditioner"))
 
 
 def semantic_soft_segments(image, features=None, n_segments=5, params=None, random_state=0,
