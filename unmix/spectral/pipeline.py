@@ -149,11 +149,12 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     if mode not in ("full", "fast"):
         raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
     height, width = image.shape[:2]
-    stages = _Stages(progress)
+    factor = np.sqrt(height * width / params.fast_pixels)
+    reduced = mode == "fast" and factor > 1
+    stages = _Stages(progress, total=12 if reduced else 8)
     F = stages.run("features", feature_image, features, image, params.feature_clamp,
                    params.feature_window, params.feature_eps)
-    factor = np.sqrt(height * width / params.fast_pixels)
-    if mode == "fast" and factor > 1:
+    if reduced:
         small = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
         image_small, F_small = stages.run("reduce", _resize, image, F, small)
         # The superpixels keep their size in pixels, so their count follows the image area.
@@ -234,13 +235,13 @@ def _upsample_segments(segments, image, eps):
 class _Stages:
     """Runs named stages, timing and logging each, with an optional progress bar."""
 
-    def __init__(self, progress):
+    def __init__(self, progress, total):
         self.timings = {}
         self.bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(desc="semantic soft segmentation", unit=" stages")
+            self.bar = tqdm(total=total, desc="semantic soft segmentation", unit="stage")
 
     def run(self, name, function, *args, **kwargs):
         if self.bar is not None:
