@@ -97,3 +97,5 @@ def test_bad_inputs(result):
         semantic_soft_segments(image, params=GraphParams())
     with pytest.raises(ValueError, match="NaN"):
         semantic_soft_segments(np.full((20, 20, 3), np.nan))
+    with pytest.raises(ValueError, match="35 pixels"):
+        semantic_soft_segments(image[:5, :7])

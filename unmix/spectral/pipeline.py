@@ -149,6 +149,12 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     if mode not in ("full", "fast"):
         raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
     height, width = image.shape[:2]
+    if height * width < params.n_init_layers:
+        raise ValueError(
+            f"image has {height * width} pixels ({height}×{width}); semantic soft segmentation "
+            f"starts from n_init_layers = {params.n_init_layers} segments and needs at least as "
+            "many pixels"
+        )
     factor = np.sqrt(height * width / params.fast_pixels)
     reduced = mode == "fast" and factor > 1
     stages = _Stages(progress, total=12 if reduced else 8)
