@@ -5,6 +5,41 @@ from dataclasses import fields
 import numpy as np
 
 
+def real_array(x, name, ndims=None):
+    """``x`` as a float64 array after checking it is real, numeric, non-empty and finite.
+
+    ``ndims``, if given, is the tuple of accepted numbers of dimensions.
+    """
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(
+        arr.dtype, np.complexfloating
+    ):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if ndims is not None and arr.ndim not in ndims:
+        raise ValueError(
+            f"{name} must have {' or '.join(map(str, ndims))} dimensions, got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    arr = arr.astype(np.float64, copy=False)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains {np.count_nonzero(~np.isfinite(arr))} NaN or infinite values")
+    return arr
+
+
+def feature_array(features, shape, name="features"):
+    """A per-pixel feature image: float64 ``(H, W, D)`` with ``(H, W) = shape``, finite."""
+    arr = np.asarray(features)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[:2] != tuple(shape) or arr.shape[2] < 1:
+        raise ValueError(
+            f"{name} must have shape (H, W, D) with (H, W) = {tuple(shape)}, "
+            f"got shape {np.shape(features)}"
+        )
+    return real_array(arr, name)
+
+
 def grid_shape(shape, n, name="shape"):
     """``(H, W)`` as ints, checked against ``n`` row-major pixels (p = y·W + x)."""
     try:

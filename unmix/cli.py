@@ -38,16 +38,12 @@ def _add_input_arguments(parser):
 
 
 def _load_input(args):
-    from skimage.transform import resize
-
-    from .image import example_image, read_image
+    from .image import example_image, read_image, resize_image
 
     if args.example is not None:
         return example_image(args.example, args.size)
     image = read_image(args.image)
-    if args.size is not None:
-        image = np.clip(resize(image, (*args.size, 3), anti_aliasing=True), 0.0, 1.0)
-    return image
+    return image if args.size is None else resize_image(image, args.size)
 
 
 def _eigenvector_mosaic(eigvecs, shape, columns=4):

@@ -11,6 +11,8 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import convolve1d, uniform_filter1d
 
+from ._checks import real_array
+
 __all__ = ["box_filter", "guided_filter", "image_gradient"]
 
 
@@ -18,22 +20,6 @@ def _check_window(window):
     if not (isinstance(window, (int, np.integer)) and window >= 1):
         raise ValueError(f"window must be a positive integer (the box side), got {window!r}")
     return int(window)
-
-
-def _as_float_array(x, name, ndims):
-    arr = np.asarray(x)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(
-        arr.dtype, np.complexfloating
-    ):
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim not in ndims:
-        raise ValueError(f"{name} must have {' or '.join(map(str, ndims))} dimensions, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
 
 
 def box_filter(image, window):
@@ -51,7 +37,7 @@ def box_filter(image, window):
     out : ndarray, float64, same shape as ``image``
     """
     window = _check_window(window)
-    image = _as_float_array(image, "image", (2, 3))
+    image = real_array(image, "image", (2, 3))
     return _box(image, window)
 
 
@@ -92,8 +78,8 @@ def guided_filter(src, guide, window, eps):
     ``b = ⟨p⟩ - aᵀ⟨I⟩`` and ``q = ⟨a⟩ᵀ I + ⟨b⟩``.
     """
     window = _check_window(window)
-    src = _as_float_array(src, "src", (2, 3))
-    guide = _as_float_array(guide, "guide", (2, 3))
+    src = real_array(src, "src", (2, 3))
+    guide = real_array(guide, "guide", (2, 3))
     if not (np.isscalar(eps) and np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     if guide.ndim == 3 and guide.shape[2] == 1:
@@ -197,7 +183,7 @@ def image_gradient(image):
     -------
     magnitude : ndarray, shape (H, W), float64
     """
-    image = _as_float_array(image, "image", (2, 3))
+    image = real_array(image, "image", (2, 3))
     channels = image if image.ndim == 3 else image[:, :, None]
     # The derivative's sign is irrelevant to the magnitude, so correlation
     # (convolve1d with the flipped taps) and convolution give the same result.

@@ -16,6 +16,7 @@ __all__ = [
     "read_image",
     "write_image",
     "example_image",
+    "resize_image",
     "EXAMPLES",
 ]
 
@@ -212,19 +213,34 @@ def example_image(name="coffee", shape=None):
     image : ndarray, shape (H, W, 3), float64 in [0, 1]
     """
     import skimage.data
-    import skimage.transform
 
     if name not in EXAMPLES:
         raise ValueError(f"unknown example {name!r}; expected one of {EXAMPLES}")
     image = as_float_image(getattr(skimage.data, name)(), name=name)
-    if shape is not None:
-        shape = tuple(int(s) for s in shape)
-        if len(shape) != 2 or min(shape) < MIN_SIDE:
-            raise ValueError(
-                f"shape must be (H, W) with both sides >= {MIN_SIDE}, got {shape}"
-            )
-        image = skimage.transform.resize(
-            image, shape + (3,), order=1, anti_aliasing=True, mode="edge"
-        )
-        image = np.ascontiguousarray(np.clip(image, 0.0, 1.0))
-    return image
+    return image if shape is None else resize_image(image, shape)
+
+
+def resize_image(image, shape):
+    """Resize an image (or any H×W×C stack in [0, 1]) with anti-aliasing.
+
+    Bilinear interpolation after an anti-aliasing Gaussian (scikit-image's
+    ``resize``), replicate borders, values clipped back to [0, 1].
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C), values in [0, 1]
+    shape : tuple of int (H', W')
+
+    Returns
+    -------
+    resized : ndarray, shape (H', W') or (H', W', C), float64, C-contiguous
+    """
+    import skimage.transform
+
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 2 or min(shape) < MIN_SIDE:
+        raise ValueError(f"shape must be (H, W) with both sides >= {MIN_SIDE}, got {shape}")
+    resized = skimage.transform.resize(
+        image, shape + np.shape(image)[2:], order=1, anti_aliasing=True, mode="edge"
+    )
+    return np.ascontiguousarray(np.clip(resized, 0.0, 1.0))

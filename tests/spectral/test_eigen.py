@@ -5,7 +5,6 @@ shift-invert ARPACK (eigsh with sigma) on a small one. Eigenvectors are compared
 subspaces (principal angles), never column by column (§9).
 """
 
-import warnings
 
 import numpy as np
 import pytest

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..graph.superpixel_affinity import as_feature_image
+from .._checks import feature_array
 from .handcrafted import handcrafted_features
 from .preprocess import preprocess_features
 
@@ -37,7 +37,7 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
         name = "the output of the features callable"
     else:
         name = "features"
-    arr = as_feature_image(features, image.shape[:2], name=name)
+    arr = feature_array(features, image.shape[:2], name=name)
     depth = arr.shape[2]
     if depth > 3:
         return preprocess_features(arr, image, clamp, window, eps)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from ..filters import guided_filter
-from ..graph.superpixel_affinity import as_feature_image
+from .._checks import feature_array
 from ..image import as_float_image
 
 __all__ = ["preprocess_features", "pca_features"]
@@ -50,7 +50,7 @@ def preprocess_features(features, image, clamp=5.0, window=10, eps=0.01):
     guide. Both are reproduced here (spec §3.2).
     """
     image = as_float_image(image)
-    features = as_feature_image(features, image.shape[:2])
+    features = feature_array(features, image.shape[:2])
     depth = features.shape[2]
     if depth < 3:
         raise ValueError(f"features must have at least 3 channels to reduce to 3, got {depth}")

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-from .._checks import positive_fields
+from .._checks import feature_array, positive_fields
 from ..image import as_float_image
 from .matting import matting_affinity
-from .superpixel_affinity import as_feature_image, color_affinity, semantic_affinity
-from .superpixels import Superpixels, superpixels
+from .superpixel_affinity import color_affinity, semantic_affinity
+from .superpixels import superpixels
 
 __all__ = ["GraphParams", "laplacian", "sss_laplacian"]
 
@@ -153,7 +153,7 @@ def sss_laplacian(image, features, sp=None, params=None, return_affinities=False
         Only if ``return_affinities``.
     """
     image = as_float_image(image)
-    features = as_feature_image(features, image.shape[:2])
+    features = feature_array(features, image.shape[:2])
     params = GraphParams() if params is None else params
     if not isinstance(params, GraphParams):
         raise TypeError(f"params must be a GraphParams, got {type(params).__name__}")

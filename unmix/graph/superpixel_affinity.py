@@ -11,30 +11,11 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.special import erf
 
+from .._checks import feature_array
 from ..image import as_float_image
 from .superpixels import Superpixels
 
-__all__ = ["semantic_affinity", "color_affinity", "as_feature_image"]
-
-
-def as_feature_image(features, shape, name="features"):
-    """Validate a per-pixel feature image: shape ``(H, W, D)``, finite floats."""
-    arr = np.asarray(features)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.issubdtype(
-        arr.dtype, np.complexfloating
-    ):
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[:2] != tuple(shape) or arr.shape[2] < 1:
-        raise ValueError(
-            f"{name} must have shape (H, W, D) with (H, W) = {tuple(shape)}, "
-            f"got shape {np.shape(features)}"
-        )
-    arr = arr.astype(np.float64, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains {np.count_nonzero(~np.isfinite(arr))} NaN or infinite values")
-    return arr
+__all__ = ["semantic_affinity", "color_affinity"]
 
 
 def _check_superpixels(sp_, shape):
@@ -103,7 +84,7 @@ def semantic_affinity(features, sp, steepness=20.0, threshold=0.15):
         pixel are summed), non-zeros only between centroid pixels.
     """
     _check_superpixels(sp, np.shape(features)[:2])
-    features = as_feature_image(features, sp.shape)
+    features = feature_array(features, sp.shape)
     _check_positive("steepness", steepness)
     if not (np.isscalar(threshold) and np.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")

@@ -223,7 +223,7 @@ def _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual, w
     m = 0  # basis size; V₊ = V[:, m:m+b]
     n_restarts = 0
     n_applies = 0
-    theta = Y = S = res = order = None
+    theta = Y = S = res = None
 
     def ritz(m):
         """Ritz values/vectors of H_m, sorted by key, with their residual couplings."""

@@ -309,7 +309,7 @@ def _solve_lobpcg(L, k, tol, rng, maxiter, X0=None, extra=None, amg_shift=None, 
     M = _amg_preconditioner(L, amg_shift)
     if extra is None:
         extra = max(10, k // 5)
-    for attempt in range(3):
+    for _ in range(3):
         m = min(k + extra, n - 1)
         if 5 * m >= n:
             # lobpcg's Rayleigh–Ritz would be larger than the matrix itself.

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..graph.superpixel_affinity import as_feature_image
+from .._checks import feature_array
 
 __all__ = ["group_segments", "segment_mean_features"]
 
@@ -73,7 +73,7 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
         raise ValueError(f"alphas must have shape (H, W, C), got shape {alphas.shape}")
     if not np.isfinite(alphas).all():
         raise ValueError("alphas contain NaN or infinite values")
-    features = as_feature_image(features, alphas.shape[:2])
+    features = feature_array(features, alphas.shape[:2])
     C = alphas.shape[2]
     if not (isinstance(n_groups, (int, np.integer)) and n_groups >= 1):
         raise ValueError(f"n_groups must be a positive integer, got {n_groups!r}")

@@ -10,7 +10,7 @@ from .._checks import positive_fields
 from ..features import feature_image
 from ..filters import guided_filter
 from ..graph import GraphParams, sss_laplacian, superpixels
-from ..image import as_float_image
+from ..image import as_float_image, resize_image
 from ..layers import Layers
 from .constrained import constrained_sparsification, kmeans_init
 from .eigen import smallest_eigenpairs
@@ -162,7 +162,8 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
                    params.feature_window, params.feature_eps)
     if reduced:
         small = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
-        image_small, F_small = stages.run("reduce", _resize, image, F, small)
+        image_small, F_small = stages.run(
+            "reduce", lambda: (resize_image(image, small), resize_image(F, small)))
         # The superpixels keep their size in pixels, so their count follows the image area.
         n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
         params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
@@ -209,16 +210,6 @@ def _spectral_segments(image, F, n_segments, params, random_state, stages):
                          random_state=random_state)
     return {"features": F, "superpixels": sp, "laplacian": L, "eigvals": eigvals,
             "eigvecs": eigvecs, "initial_segments": initial, "grouped_segments": grouped}
-
-
-def _resize(image, F, shape):
-    """Anti-aliased reduction of the image and its features, values kept in [0, 1]."""
-    from skimage.transform import resize
-
-    def reduce(x):
-        return np.clip(resize(x, shape + x.shape[2:], order=1, anti_aliasing=True), 0.0, 1.0)
-
-    return reduce(image), reduce(F)
 
 
 def _upsample_segments(segments, image, eps):
