@@ -89,10 +89,10 @@ def _run_eigenvectors(args):
              L.nnz, sp.n_segments, time.perf_counter() - start)
 
     start = time.perf_counter()
-    eigvals, eigvecs = smallest_eigenpairs(L, k=args.k, shape=(height, width))
-    residual = np.linalg.norm(L @ eigvecs - eigvecs * eigvals, axis=0).max()
+    eigvals, eigvecs, residuals = smallest_eigenpairs(L, k=args.k, shape=(height, width),
+                                                      return_residuals=True)
     log.info("%d eigenpairs in %.1f s, eigenvalues [%.3g, %.3g], max residual %.2g",
-             args.k, time.perf_counter() - start, eigvals[0], eigvals[-1], residual)
+             args.k, time.perf_counter() - start, eigvals[0], eigvals[-1], residuals.max())
 
     write_image(os.path.join(args.output, "image.png"), image)
     write_image(os.path.join(args.output, "superpixels.png"),
