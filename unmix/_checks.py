@@ -1,8 +1,19 @@
 """Argument checks shared by the stages (errors name the argument, value and expectation)."""
 
+import math
+import numbers
 from dataclasses import fields
 
 import numpy as np
+
+
+def positive(name, value):
+    """``value`` as a float, checked to be a real, finite, positive number."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def real_array(x, name, ndims=None):
@@ -56,6 +67,4 @@ def positive_fields(params, exclude=()):
     for f in fields(params):
         if f.name in exclude:
             continue
-        value = getattr(params, f.name)
-        if not (np.isscalar(value) and np.isfinite(value) and value > 0):
-            raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+        positive(f.name, getattr(params, f.name))

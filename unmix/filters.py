@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import convolve1d, uniform_filter1d
 
-from ._checks import real_array
+from ._checks import positive, real_array
 
 __all__ = ["box_filter", "guided_filter", "image_gradient"]
 
@@ -80,8 +80,7 @@ def guided_filter(src, guide, window, eps):
     window = _check_window(window)
     src = real_array(src, "src", (2, 3))
     guide = real_array(guide, "guide", (2, 3))
-    if not (np.isscalar(eps) and np.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    eps = positive("eps", eps)
     if guide.ndim == 3 and guide.shape[2] == 1:
         guide = guide[:, :, 0]
     if guide.ndim == 3 and guide.shape[2] != 3:
@@ -92,9 +91,9 @@ def guided_filter(src, guide, window, eps):
         )
     channels = src if src.ndim == 3 else src[:, :, None]
     if guide.ndim == 2:
-        out = _guided_grey(channels, guide, window, float(eps))
+        out = _guided_grey(channels, guide, window, eps)
     else:
-        out = _guided_colour(channels, guide, window, float(eps))
+        out = _guided_colour(channels, guide, window, eps)
     return out if src.ndim == 3 else out[:, :, 0]
 
 

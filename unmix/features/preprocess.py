@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from ..filters import guided_filter
-from .._checks import feature_array
+from .._checks import feature_array, positive
 from ..image import as_float_image
 
 __all__ = ["preprocess_features", "pca_features"]
@@ -54,8 +54,7 @@ def preprocess_features(features, image, clamp=5.0, window=10, eps=0.01):
     depth = features.shape[2]
     if depth < 3:
         raise ValueError(f"features must have at least 3 channels to reduce to 3, got {depth}")
-    if not (np.isfinite(clamp) and clamp > 0):
-        raise ValueError(f"clamp must be a positive finite number, got {clamp!r}")
+    clamp = positive("clamp", clamp)
     clamped = np.clip(features, -clamp, clamp)
 
     filtered = np.empty_like(clamped)

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.special import erf
 
-from .._checks import feature_array
+from .._checks import feature_array, positive
 from ..image import as_float_image
 from .superpixels import Superpixels
 
@@ -25,11 +25,6 @@ def _check_superpixels(sp_, shape):
         )
     if sp_.shape != tuple(shape):
         raise ValueError(f"sp has shape {sp_.shape} but the image has shape {tuple(shape)}")
-
-
-def _check_positive(name, value):
-    if not (np.isscalar(value) and np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _pixel_matrix(sp_, s, t, values):
@@ -85,7 +80,7 @@ def semantic_affinity(features, sp, steepness=20.0, threshold=0.15):
     """
     _check_superpixels(sp, np.shape(features)[:2])
     features = feature_array(features, sp.shape)
-    _check_positive("steepness", steepness)
+    positive("steepness", steepness)
     if not (np.isscalar(threshold) and np.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     means = sp.mean(features)
@@ -130,8 +125,8 @@ def color_affinity(image, sp, steepness=50.0, threshold=0.05, radius=0.2):
     """
     image = as_float_image(image)
     _check_superpixels(sp, image.shape[:2])
-    _check_positive("steepness", steepness)
-    _check_positive("radius", radius)
+    positive("steepness", steepness)
+    positive("radius", radius)
     if not (np.isscalar(threshold) and np.isfinite(threshold)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     height, width = sp.shape

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._checks import positive
 from ..image import as_float_image
 
 __all__ = ["Superpixels", "superpixels"]
@@ -189,8 +190,7 @@ def superpixels(image, n_segments=2500, compactness=1e-20, max_num_iter=10):
     image = as_float_image(image)
     if not (isinstance(n_segments, (int, np.integer)) and n_segments >= 1):
         raise ValueError(f"n_segments must be a positive integer, got {n_segments!r}")
-    if not (np.isfinite(compactness) and compactness > 0):
-        raise ValueError(f"compactness must be a positive finite number, got {compactness!r}")
+    positive("compactness", compactness)
     labels = slic(
         image,
         n_segments=int(n_segments),

@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from .._checks import grid_shape
+from .._checks import grid_shape, positive
 from ..exceptions import ConvergenceWarning
 
 __all__ = ["smallest_eigenpairs", "eigen_residuals"]
@@ -107,8 +107,7 @@ def _validate(L, k, method, shape, tol):
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if shape is not None:
         shape = grid_shape(shape, n)
-    if not (isinstance(tol, numbers.Real) and tol > 0 and np.isfinite(tol)):
-        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    positive("tol", tol)
     # The symmetric part only: removes rounding asymmetry below the 1e-10 test.
     L = ((L + L.T) * 0.5).tocsr()
     L.sum_duplicates()

@@ -34,6 +34,7 @@ import numpy as np
 import scipy.sparse as sparse
 from numba import njit, prange
 
+from .._checks import positive
 from .._numba import threads_for
 from ..filters import image_gradient
 from ..image import as_float_image
@@ -129,9 +130,8 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     gamma = np.asarray(gamma, dtype=np.float64)
     if gamma.shape != (height, width) or not np.isfinite(gamma).all():
         raise ValueError(f"gamma must be a finite ({height}, {width}) array, got shape {gamma.shape}")
-    for name, value in (("sigma_s", sigma_s), ("sigma_f", sigma_f), ("lam", lam), ("floor", floor)):
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    sigma_s, sigma_f = positive("sigma_s", sigma_s), positive("sigma_f", sigma_f)
+    lam, floor = positive("lam", lam), positive("floor", floor)
     if preconditioner not in ("block-jacobi", None):
         raise ValueError(f"preconditioner must be 'block-jacobi' or None, got {preconditioner!r}")
     if not (int(iterations) == iterations and iterations >= 0):
