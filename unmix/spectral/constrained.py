@@ -85,6 +85,7 @@ from numba import njit
 
 from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
+from ._kmeans import kmeans_labels
 
 __all__ = ["constrained_sparsification", "kmeans_init", "prune_schedule"]
 
@@ -480,8 +481,6 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1):
     labels : ndarray of int64, shape (H·W,)
         Row-major pixel labels in ``0 .. n_components − 1``.
     """
-    from sklearn.cluster import KMeans
-
     F = np.asarray(features)
     if F.ndim != 3:
         raise ValueError(f"features must have shape (H, W, D), got an array of shape {F.shape}")
@@ -496,14 +495,11 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1):
         raise ValueError(
             f"n_components must be at most the number of pixels ({X.shape[0]}), got {n_components}"
         )
-    if isinstance(random_state, np.random.Generator):
-        random_state = int(random_state.integers(2**31 - 1))
-    km = KMeans(n_clusters=n_components, init="k-means++", n_init=n_init, random_state=random_state)
     with warnings.catch_warnings():
         # Fewer distinct feature vectors than clusters: sklearn warns and leaves some
         # clusters empty; empty components are zero layers that the IRLS prunes (§10.3).
         warnings.filterwarnings("ignore", message=".*[Nn]umber of distinct clusters.*")
-        return km.fit_predict(X).astype(np.int64)
+        return kmeans_labels(X, n_components, random_state, n_init)
 
 
 def constrained_sparsification(

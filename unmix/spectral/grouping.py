@@ -3,6 +3,7 @@
 import numpy as np
 
 from .._checks import feature_array
+from ._kmeans import kmeans_labels
 
 __all__ = ["group_segments", "segment_mean_features"]
 
@@ -83,11 +84,7 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
             f"expected at least {n_groups} segments (lower n_groups, or keep the segments as they are)"
         )
     if group_labels is None:
-        from sklearn.cluster import KMeans
-
-        means = segment_mean_features(alphas, features)
-        labels = KMeans(n_clusters=n_groups, init="k-means++", n_init=1,
-                        random_state=_seed(random_state)).fit_predict(means)
+        labels = kmeans_labels(segment_mean_features(alphas, features), n_groups, random_state)
     else:
         labels = np.asarray(group_labels)
         if labels.shape != (C,) or not np.issubdtype(labels.dtype, np.integer):
@@ -106,9 +103,3 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
     grouped = (alphas.reshape(-1, C) @ membership).reshape(alphas.shape[:2] + (n_groups,))
     return (grouped, labels) if return_labels else grouped
 
-
-def _seed(random_state):
-    """scikit-learn takes an int or a RandomState; turn a Generator into an int."""
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(2**31 - 1))
-    return random_state
