@@ -68,7 +68,7 @@ def _run_eigenvectors(args):
     from skimage.segmentation import mark_boundaries
 
     from .graph import sss_laplacian, superpixels
-    from .image import as_float_image, write_image
+    from .image import write_image
     from .spectral import smallest_eigenpairs
 
     image = _load_input(args)
@@ -96,7 +96,7 @@ def _run_eigenvectors(args):
 
     write_image(os.path.join(args.output, "image.png"), image)
     write_image(os.path.join(args.output, "superpixels.png"),
-                mark_boundaries(as_float_image(image), sp.labels))
+                mark_boundaries(image, sp.labels))
     shown = min(args.show, args.k)
     write_image(os.path.join(args.output, "eigenvectors.png"),
                 _eigenvector_mosaic(eigvecs[:, :shown], (height, width)))
