@@ -18,6 +18,7 @@ from unmix.graph import GraphParams, sss_laplacian, superpixels
 from unmix.image import example_image
 from unmix.spectral import smallest_eigenpairs
 from unmix.spectral import constrained as cs
+from unmix.spectral._kmeans import seeded_kmeans
 from unmix.spectral.constrained import constrained_sparsification, kmeans_init, prune_schedule
 
 SHAPE = (24, 32)
@@ -310,6 +311,26 @@ def test_kmeans_init(problem):
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         kmeans_init(bad, 4)
+
+
+@pytest.mark.parametrize("max_samples", [None, 200])
+def test_kmeans_init_labels_by_nearest_fitted_centre(problem, max_samples):
+    """Centres fitted on a subsample, or on other features, label every pixel by nearest centre."""
+    img = problem["img"]
+    model = seeded_kmeans(img.reshape(-1, 3), 6, random_state=2, n_init=3, max_samples=max_samples)
+    assert len(model.labels_) == (img.shape[0] * img.shape[1] if max_samples is None else 200)
+    other = img[::2, ::3]
+    for features, fit_features in [(img, None), (other, img)]:
+        labels = kmeans_init(features, 6, random_state=2, max_samples=max_samples,
+                             fit_features=fit_features)
+        X = features.reshape(-1, 3)
+        d = ((X[:, None, :] - model.cluster_centers_[None]) ** 2).sum(axis=2)
+        assert labels.shape == (len(X),)
+        assert (d[np.arange(len(X)), labels] <= d.min(axis=1) + 1e-12).all()
+    with pytest.raises(ValueError, match="fit_features"):
+        kmeans_init(img, 6, fit_features=img[..., :2])
+    with pytest.raises(ValueError, match="max_samples"):
+        kmeans_init(img, 6, max_samples=3)
 
 
 # --------------------------------------------------------------------------- validation

@@ -56,6 +56,24 @@ def test_seeded_and_deterministic(segments):
     assert generator.shape == (24, 32, 3)
 
 
+def test_grouping_is_the_optimal_partition_for_any_seed(segments):
+    """With its restarts, k-means finds the best of all 3-groupings of 8 segments (brute force)."""
+    import itertools
+
+    alphas, features = segments
+    means = segment_mean_features(alphas, features)
+
+    def inertia(labels):
+        return sum(((means[labels == g] - means[labels == g].mean(axis=0)) ** 2).sum()
+                   for g in np.unique(labels))
+
+    best = min(inertia(np.array(labels)) for labels in itertools.product(range(3), repeat=8)
+               if len(set(labels)) == 3)
+    for seed in range(4):
+        labels = group_segments(alphas, features, 3, random_state=seed, return_labels=True)[1]
+        assert inertia(labels) == pytest.approx(best, rel=1e-12)
+
+
 def test_bad_inputs(segments):
     alphas, features = segments
     with pytest.raises(ValueError, match="at least 9 segments"):

@@ -85,7 +85,7 @@ from numba import njit
 
 from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
-from ._kmeans import kmeans_labels
+from ._kmeans import seeded_kmeans
 
 __all__ = ["constrained_sparsification", "kmeans_init", "prune_schedule"]
 
@@ -458,7 +458,8 @@ def prune_schedule(iterations, prune_every=None):
 
 
 # --------------------------------------------------------------------------- public API
-def kmeans_init(features, n_components=40, random_state=0, n_init=1):
+def kmeans_init(features, n_components=40, random_state=0, n_init=3, max_samples=20000,
+                fit_features=None):
     """Hard labels for the constrained stage: k-means on the preprocessed features (§10.2).
 
     Parameters
@@ -468,38 +469,68 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1):
     n_components : int, optional
         Number of clusters C₀ (40 in SSS).
     random_state : int, numpy.random.Generator or RandomState, optional
-        Seed of the k-means++ seeding.
+        Seed of the subsample and of the k-means++ seeding.
     n_init : int, optional
-        Number of k-means runs (the one of lowest inertia is kept).  One by default:
-        the released code's ``fastKmeans`` is itself a single greedy split sequence, the
-        clusters only seed the IRLS (which re-forms and prunes them), and §10.4 allows
-        any seeded k-means; a run of scikit-learn's Lloyd k-means with k-means++
-        seeding on 307 200 pixels takes about a second, more restarts only add time.
+        Number of k-means runs; the one of lowest inertia is kept (3).
+    max_samples : int or None, optional
+        The cluster centres are fitted on a seeded random subset of at most
+        this many pixels (20,000), then every pixel takes the label of its
+        nearest centre. Three-dimensional features need no more to place 40
+        centres (MATLAB's ``'cluster'`` start, which the released
+        ``fastKmeans`` uses, seeds from a 10 % subsample in the same spirit),
+        and it keeps this step at a fraction of a second at any image size.
+        ``None`` fits on all pixels.
+    fit_features : array_like, shape (H', W', D), optional
+        Fit the centres on these features instead, and label ``features``
+        with them. ``semantic_soft_segments(mode="fast")`` passes the
+        full-resolution features, so that both modes start from the same
+        clusters for the same seed.
 
     Returns
     -------
     labels : ndarray of int64, shape (H·W,)
         Row-major pixel labels in ``0 .. n_components − 1``.
+
+    Notes
+    -----
+    The released code's ``fastKmeans`` (§10.4) is a randomised greedy
+    splitting whose result changes from run to run; §10.4 allows any seeded
+    k-means instead. The clusters only seed the IRLS, which re-forms and
+    prunes them.
     """
-    F = np.asarray(features)
-    if F.ndim != 3:
-        raise ValueError(f"features must have shape (H, W, D), got an array of shape {F.shape}")
-    if not (np.issubdtype(F.dtype, np.floating) or np.issubdtype(F.dtype, np.integer)):
-        raise TypeError(f"features must be real, got dtype {F.dtype}")
-    X = np.asarray(F.reshape(-1, F.shape[2]), dtype=np.float64)
-    if not np.isfinite(X).all():
-        raise ValueError("features have non-finite values (NaN or inf)")
+    X = _feature_rows("features", features)
+    X_fit = X if fit_features is None else _feature_rows("fit_features", fit_features)
+    if X_fit.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"fit_features must have the {X.shape[1]} channels of features, got {X_fit.shape[1]}"
+        )
     n_components = _check_int("n_components", n_components, 1)
     n_init = _check_int("n_init", n_init, 1)
-    if n_components > X.shape[0]:
+    if max_samples is not None:
+        max_samples = _check_int("max_samples", max_samples, n_components)
+    if n_components > X_fit.shape[0]:
         raise ValueError(
-            f"n_components must be at most the number of pixels ({X.shape[0]}), got {n_components}"
+            f"n_components must be at most the number of pixels ({X_fit.shape[0]}), got {n_components}"
         )
     with warnings.catch_warnings():
         # Fewer distinct feature vectors than clusters: sklearn warns and leaves some
         # clusters empty; empty components are zero layers that the IRLS prunes (§10.3).
         warnings.filterwarnings("ignore", message=".*[Nn]umber of distinct clusters.*")
-        return kmeans_labels(X, n_components, random_state, n_init)
+        model = seeded_kmeans(X_fit, n_components, random_state, n_init, max_samples)
+    return model.predict(X).astype(np.int64)
+
+
+def _feature_rows(name, features):
+    """(H, W, D) features as finite float64 rows (H·W, D)."""
+    F = np.asarray(features)
+    if F.ndim != 3:
+        raise ValueError(f"{name} must have shape (H, W, D), got an array of shape {F.shape}")
+    if not (np.issubdtype(F.dtype, np.floating) or np.issubdtype(F.dtype, np.integer)):
+        raise TypeError(f"{name} must be real, got dtype {F.dtype}")
+    X = np.asarray(F.reshape(-1, F.shape[2]), dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError(f"{name} have non-finite values (NaN or inf)")
+    return X
 
 
 def constrained_sparsification(

@@ -39,13 +39,12 @@ def segment_mean_features(alphas, features):
 
 
 def group_segments(alphas, features, n_groups=5, group_labels=None, random_state=0,
-                   return_labels=False):
+                   n_init=20, return_labels=False):
     """Merge soft segments into ``n_groups`` layers by k-means on their mean features.
 
     Each segment's alpha-weighted mean feature is clustered with k-means
-    (k-means++ seeding, one run, as MATLAB's ``kmeans`` defaults); the
-    segments of a cluster are summed into one layer. Sums of soft segments
-    keep their sum-to-one property (paper §3.4).
+    (k-means++ seeding); the segments of a cluster are summed into one layer.
+    Sums of soft segments keep their sum-to-one property (paper §3.4).
 
     Parameters
     ----------
@@ -60,6 +59,11 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
         for tests, or to reproduce a grouping computed elsewhere.
     random_state : int or numpy.random.Generator, optional
         Seed of the k-means initialisation.
+    n_init : int, optional
+        Number of k-means runs; the grouping of lowest inertia is kept (20).
+        The released code runs MATLAB's ``kmeans`` once, so its grouping
+        changes with the seed; with about 20 points to cluster, 20 runs cost
+        milliseconds and make the layers far less dependent on the seed.
     return_labels : bool, optional
         Also return the group of each segment.
 
@@ -84,7 +88,10 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
             f"expected at least {n_groups} segments (lower n_groups, or keep the segments as they are)"
         )
     if group_labels is None:
-        labels = kmeans_labels(segment_mean_features(alphas, features), n_groups, random_state)
+        if not (isinstance(n_init, (int, np.integer)) and n_init >= 1):
+            raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
+        labels = kmeans_labels(segment_mean_features(alphas, features), n_groups, random_state,
+                               n_init)
     else:
         labels = np.asarray(group_labels)
         if labels.shape != (C,) or not np.issubdtype(labels.dtype, np.integer):

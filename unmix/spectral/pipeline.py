@@ -168,7 +168,7 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
         params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
         spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
-                                      random_state, stages)
+                                      random_state, stages, kmeans_features=F)
         grouped = stages.run("upsample", _upsample_segments, spectral["grouped_segments"], image,
                              params.fast_upsample_eps)
         sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
@@ -191,15 +191,20 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     return Layers(alphas, intermediates=intermediates)
 
 
-def _spectral_segments(image, F, n_segments, params, random_state, stages):
-    """From the image and its features to grouped soft segments (spec §4–11)."""
+def _spectral_segments(image, F, n_segments, params, random_state, stages, kmeans_features=None):
+    """From the image and its features to grouped soft segments (spec §4–11).
+
+    ``kmeans_features`` are the features the k-means initialisation fits its
+    centres on (default ``F``): fast mode passes the full-resolution ones.
+    """
     height, width = image.shape[:2]
     sp = stages.run("superpixels", superpixels, image, params.graph.n_superpixels,
                     params.graph.superpixel_compactness)
     L = stages.run("Laplacian", sss_laplacian, image, F, sp, params.graph)
     eigvals, eigvecs = stages.run("eigenpairs", smallest_eigenpairs, L,
                                   min(params.n_eigs, height * width - 1), shape=(height, width))
-    labels = stages.run("k-means", kmeans_init, F, params.n_init_layers, random_state)
+    labels = stages.run("k-means", kmeans_init, F, params.n_init_layers, random_state,
+                        fit_features=kmeans_features)
     initial = stages.run(
         "constrained sparsification", constrained_sparsification, eigvecs, eigvals, labels,
         (height, width), n_components=params.n_init_layers, iterations=params.constrained_iters,
