@@ -102,9 +102,10 @@ def test_iteration_from_same_state_matches_dense_oracle(problem, t):
     state = _run(problem, problem["labels"], iterations=t, prune_threshold=0.0)
     got = _run(problem, state, iterations=1)
     want = _dense_iteration(problem["vecs"], problem["vals"], _flat(state))
-    # Early iterations agree to ~1e-12.  Later systems are badly conditioned (cond ~1e11
-    # here): two dense LAPACK solvers (gesv, sysv) then differ by ~5e-7 themselves (§19).
-    atol = 1e-10 if t <= 6 else 5e-6
+    # Early iterations agree to ~1e-11.  The systems' condition grows with the iterations
+    # (to ~1e11 by iteration 15 here), and late ones are so badly conditioned that two
+    # dense LAPACK solvers (gesv, sysv) differ by ~5e-7 themselves (§19).
+    atol = {2: 1e-10, 6: 1e-9, 15: 5e-6}[t]
     np.testing.assert_allclose(_flat(got), want, rtol=0, atol=atol)
 
 

@@ -77,6 +77,7 @@ import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -100,23 +101,35 @@ _BERR_WARN = 1e-8
 
 
 # --------------------------------------------------------------------------- kernels
+class Weights(NamedTuple):
+    """IRLS weights of an iterate (§10.1), pixel-major arrays of shape (N, C)."""
+
+    sw: np.ndarray  #: sqrt(e0 + e1)
+    e0: np.ndarray  #: c·max(|α|, floor)^(γ−2)
+    e1: np.ndarray  #: c·max(|α − 1|, floor)^(γ−2)
+    constant: np.ndarray  #: (C,): e0 + e1 where it is the same at every pixel, else NaN
+
 @njit(cache=True, nogil=True)
-def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs):
+def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs, w_min, w_max):
     """IRLS weights of every (pixel, layer) of a block, with sparsity energy and max |α|.
 
     Writes ``sw = sqrt(e0 + e1)`` (the Gram products use ``sqrt(w) ⊙ E``), ``e0`` and
-    ``e1`` (§10.1), adds to ``energy[k]`` the block's ``Σ_p |α|^γ + |1 − α|^γ`` and
-    raises ``max_abs[k]`` to its ``max_p |α_pk|`` (the pruning test, §10.3).  One
-    ``pow`` per term serves both weight and energy: ``|α|^γ = |α|^{γ−2} α²``, with |α|
-    floored at ``floor`` like the weights (below it the term is < floor^γ = 1e-8).
-    The sums go to local accumulators, which LLVM keeps apart from the output stores
-    (2× faster than accumulating into the arguments).  Serial and ``nogil``: the
-    caller runs one block per thread.
+    ``e1`` (§10.1), adds to ``energy[k]`` the block's ``Σ_p |α|^γ + |1 − α|^γ``, raises
+    ``max_abs[k]`` to its ``max_p |α_pk|`` (the pruning test, §10.3) and widens
+    ``[w_min[k], w_max[k]]`` to the range of ``e0 + e1`` (a layer of constant weight
+    has a Gram product w·EᵀE = w·I, see ``_PixelWork.grams``).  One ``pow`` per term
+    serves both weight and energy: ``|α|^γ = |α|^{γ−2} α²``, with |α| floored at
+    ``floor`` like the weights (below it the term is < floor^γ = 1e-8).  The sums go
+    to local accumulators, which LLVM keeps apart from the output stores (2× faster
+    than accumulating into the arguments).  Serial and ``nogil``: the caller runs one
+    block per thread.
     """
     n, C = alpha.shape
     g2 = gamma - 2.0
     en = np.zeros(C)
     mx = np.zeros(C)
+    lo = np.full(C, np.inf)
+    hi = np.full(C, -np.inf)
     for p in range(n):
         for k in range(C):
             a = alpha[p, k]
@@ -127,14 +140,19 @@ def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs):
             p1 = q1**g2
             w0 = c * p0
             w1 = c * p1
+            w = w0 + w1
             e0[p, k] = w0
             e1[p, k] = w1
-            sw[p, k] = math.sqrt(w0 + w1)
+            sw[p, k] = math.sqrt(w)
             en[k] += p0 * q0 * q0 + p1 * q1 * q1
             mx[k] = max(mx[k], a0)
+            lo[k] = min(lo[k], w)
+            hi[k] = max(hi[k], w)
     for k in range(C):
         energy[k] += en[k]
         max_abs[k] = max(max_abs[k], mx[k])
+        w_min[k] = min(w_min[k], lo[k])
+        w_max[k] = max(w_max[k], hi[k])
 
 
 def _default_threads():
@@ -166,6 +184,8 @@ class _PixelWork:
         n_threads = max(1, min(n_threads, -(-N // block)))
         self.bounds = np.linspace(0, N, n_threads + 1).astype(np.int64)
         self.pool = pool if n_threads > 1 else None
+        self._weights = None
+        self._gram_E = None
 
     def _map(self, fn, *args):
         ranges = list(zip(self.bounds[:-1], self.bounds[1:]))
@@ -180,6 +200,8 @@ class _PixelWork:
         m = C - 1
         energy = np.zeros(C)
         max_abs = np.zeros(C)
+        w_min = np.full(C, np.inf)
+        w_max = np.full(C, -np.inf)
         for s in range(lo, hi, self.block):
             e = min(s + self.block, hi)
             a = alpha[s:e]
@@ -188,22 +210,37 @@ class _PixelWork:
                 np.matmul(self.E[s:e], Y, out=a[:, :m])
                 a[:, m] = 1.0
                 a[:, m] -= a[:, :m].sum(axis=1)
-            _weights_kernel(a, gamma, c, _FLOOR, sw[s:e], e0[s:e], e1[s:e], energy, max_abs)
-        return energy, max_abs
+            _weights_kernel(a, gamma, c, _FLOOR, sw[s:e], e0[s:e], e1[s:e], energy, max_abs,
+                            w_min, w_max)
+        return energy, max_abs, w_min, w_max
 
     def update(self, Y, alpha, gamma):
-        """Fill ``alpha`` from ``Y`` (K, C−1) (unless None) and return the weights."""
+        """Fill ``alpha`` from ``Y`` (K, C−1) (unless None) and compute the weights.
+
+        Returns ``Weights(sw, e0, e1, constant)`` (``constant[k]``: the weight of layer
+        k, where it is the same at every pixel, else NaN), the sparsity sums and
+        ``max_p |α_pk|``.  The weight arrays are reused from call to call while C is
+        unchanged (fresh ones would page-fault on every iteration).
+        """
         c = _WEIGHT_BASE**gamma
-        sw = np.empty_like(alpha)
-        e0 = np.empty_like(alpha)
-        e1 = np.empty_like(alpha)
+        if self._weights is None or self._weights[0].shape != alpha.shape:
+            self._weights = tuple(np.empty_like(alpha) for _ in range(3))
+        sw, e0, e1 = self._weights
         parts = self._map(self._update_range, Y, alpha, sw, e0, e1, gamma, c)
         energy = np.sum([p[0] for p in parts], axis=0)
         max_abs = np.max([p[1] for p in parts], axis=0)
-        return sw, e0, e1, energy, max_abs
+        w_min = np.min([p[2] for p in parts], axis=0)
+        w_max = np.max([p[3] for p in parts], axis=0)
+        constant = np.where(w_min == w_max, w_min, np.nan)
+        return Weights(sw, e0, e1, constant), energy, max_abs
+
+    def select(self, weights, keep):
+        """The weights of the layers ``keep`` only (pruning, §10.3)."""
+        self._weights = tuple(np.ascontiguousarray(w[:, keep]) for w in weights[:3])
+        return Weights(*self._weights, weights.constant[keep])
 
     # pass 2: the weighted Gram products and the right-hand sides
-    def _gram_range(self, lo, hi, sw, e0, e1):
+    def _gram_range(self, lo, hi, sw, e0, e1, varying):
         E = self.E
         N, K = E.shape
         C = sw.shape[1]
@@ -216,7 +253,7 @@ class _PixelWork:
             Eb = E[s:e]
             Wb = np.ascontiguousarray(sw[s:e].T)  # layer-major rows
             Xb = X[: e - s]
-            for k in range(C):
+            for k in varying:
                 np.multiply(Eb, Wb[k][:, None], out=Xb)
                 # X.T @ X on one buffer is dispatched to BLAS syrk (half a GEMM).
                 G[k] += Xb.T @ Xb
@@ -226,14 +263,26 @@ class _PixelWork:
             B += E[s:e].T @ R
         return G, B
 
-    def grams(self, sw, e0, e1):
-        """``(G, B)``: G[k] = Eᵀ diag(sw_k²) E (C, K, K) and B = Eᵀ [e1_1..e1_{C−1}, e0_C]."""
-        parts = self._map(self._gram_range, sw, e0, e1)
+    def grams(self, weights):
+        """``(G, B)``: G[k] = Eᵀ diag(sw_k²) E (C, K, K) and B = Eᵀ [e1_1..e1_{C−1}, e0_C].
+
+        A layer whose weight w is the same at every pixel has G[k] = w·EᵀE, from one
+        Gram product of E shared by all such layers.  That is every layer of the first
+        iteration from hard labels: α ∈ {0, 1} gives e0 + e1 = c (1 + floor^{γ−2}) at
+        every pixel (§10.3, "first-iteration weights"), so it costs one product instead
+        of C.
+        """
+        varying = np.flatnonzero(np.isnan(weights.constant))
+        parts = self._map(self._gram_range, weights.sw, weights.e0, weights.e1, varying)
         G = parts[0][0]
         B = parts[0][1]
         for g, b in parts[1:]:
             G += g
             B += b
+        for k in np.flatnonzero(~np.isnan(weights.constant)):
+            if self._gram_E is None:
+                self._gram_E = self.E.T @ self.E
+            G[k] = weights.constant[k] * self._gram_E
         return G, B
 
 
@@ -676,7 +725,7 @@ def constrained_sparsification(
         with threadpool_limits(1, user_api="blas"):
             work = _PixelWork(E, n_threads, pool)
             t = time.perf_counter()
-            sw, e0, e1, _, _ = work.update(None, alpha, gamma)
+            weights = work.update(None, alpha, gamma)[0]
             tm["weights"] += time.perf_counter() - t
             for it in range(1, iterations + 1):
                 C = alpha.shape[1]
@@ -686,7 +735,7 @@ def constrained_sparsification(
                 # A_k = Eᵀ diag(e0_k + e1_k) E + Λ for every k, the dependent one
                 # included; r_k = b_k + b_C, b_k = Eᵀ e1_k, b_C = Eᵀ e0_C + Eᵀ(L·1) (§10.3).
                 t = time.perf_counter()
-                A, B = work.grams(sw, e0, e1)
+                A, B = work.grams(weights)
                 A[:, np.arange(K), np.arange(K)] += lam
                 bC = B[:, m] if Et_l1 is None else B[:, m] + Et_l1
                 r = (B[:, :m] + bC[:, None]).T  # (m, K)
@@ -711,7 +760,7 @@ def constrained_sparsification(
                 t = time.perf_counter()
                 if alpha.shape[1] != C or not alpha.flags.c_contiguous:
                     alpha = np.empty((N, C))
-                sw, e0, e1, sparse_sum, max_abs = work.update(np.ascontiguousarray(y.T), alpha, gamma)
+                weights, sparse_sum, max_abs = work.update(np.ascontiguousarray(y.T), alpha, gamma)
                 info["energy"][it - 1] = lap + kappa * float(sparse_sum.sum())
                 tm["weights"] += time.perf_counter() - t
 
@@ -727,9 +776,7 @@ def constrained_sparsification(
                         log.debug("constrained sparsification: iteration %d keeps %d of %d "
                                   "components", it, keep.size, C)
                         alpha = np.ascontiguousarray(alpha[:, keep])
-                        sw = np.ascontiguousarray(sw[:, keep])
-                        e0 = np.ascontiguousarray(e0[:, keep])
-                        e1 = np.ascontiguousarray(e1[:, keep])
+                        weights = work.select(weights, keep)
                         kept = kept[keep]
                     tm["prune"] += time.perf_counter() - t
                 if bar is not None:
