@@ -62,6 +62,10 @@ class SemanticSoftSegmentationParams:
     fast_upsample_eps : float
         ε of the guided filter that sharpens the upsampled segments along the
         full-resolution image's edges in ``mode="fast"``.
+    fast_relaxed_iters : int
+        IRLS steps of the relaxed sparsification at full resolution in
+        ``mode="fast"`` (4), which starts from the upsampled result of all
+        ``relaxed_iters`` steps at the reduced resolution.
     """
 
     graph: GraphParams = field(default_factory=GraphParams)
@@ -81,6 +85,7 @@ class SemanticSoftSegmentationParams:
     feature_eps: float = 0.01
     fast_pixels: int = 20000
     fast_upsample_eps: float = 1e-4
+    fast_relaxed_iters: int = 4
 
     @classmethod
     def paper(cls, **overrides):
@@ -118,10 +123,10 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         Seed of the two k-means steps; the result is deterministic for a seed.
     mode : {"full", "fast"}, optional
         ``"full"`` runs every stage at full resolution, as the paper.
-        ``"fast"`` runs the eigenpairs, the constrained sparsification and the
-        grouping on the image reduced to about ``params.fast_pixels`` pixels,
-        upsamples the grouped segments with edge-aware guidance (a guided
-        filter with the full-resolution image as guide) and runs the relaxed
+        ``"fast"`` runs every stage on the image reduced to about
+        ``params.fast_pixels`` pixels, upsamples the segments with edge-aware
+        guidance (a guided filter with the full-resolution image as guide)
+        and finishes with ``params.fast_relaxed_iters`` steps of relaxed
         sparsification at full resolution. Its result differs from
         ``"full"``; ``benchmarks/bench_sss.py`` reports by how much.
     progress : bool, optional
@@ -129,7 +134,10 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     keep_intermediates : bool, optional
         Keep the stage outputs in ``Layers.intermediates``: ``features``,
         ``superpixels``, ``laplacian``, ``eigvals``, ``eigvecs``,
-        ``initial_segments`` (constrained stage) and ``grouped_segments``.
+        ``initial_segments`` (constrained stage) and ``grouped_segments``; in
+        fast mode these are at the reduced resolution, and ``relaxed_reduced``,
+        ``upsampled_segments``, ``full_superpixels`` and ``full_laplacian``
+        are added.
 
     Returns
     -------
@@ -157,7 +165,7 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         )
     factor = np.sqrt(height * width / params.fast_pixels)
     reduced = mode == "fast" and factor > 1
-    stages = _Stages(progress, total=12 if reduced else 8)
+    stages = _Stages(progress, total=13 if reduced else 8)
     F = stages.run("features", feature_image, features, image, params.feature_clamp,
                    params.feature_window, params.feature_eps)
     if reduced:
@@ -169,25 +177,26 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
         spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
                                       random_state, stages, kmeans_features=F)
-        grouped = stages.run("upsample", _upsample_segments, spectral["grouped_segments"], image,
-                             params.fast_upsample_eps)
+        relaxed_small = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"],
+                                   spectral["laplacian"], image_small, params, params.relaxed_iters)
+        upsampled = stages.run("upsample", _upsample_segments, relaxed_small, image,
+                               params.fast_upsample_eps)
         sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
                         params.graph.superpixel_compactness)
         L = stages.run("Laplacian (full)", sss_laplacian, image, F, sp, params.graph)
+        alphas = stages.run("relaxed sparsification (full)", _relaxed, upsampled, L, image, params,
+                            params.fast_relaxed_iters)
+        spectral["relaxed_reduced"] = relaxed_small
+        spectral["upsampled_segments"] = upsampled
     else:
         spectral = _spectral_segments(image, F, n_segments, params, random_state, stages)
-        grouped, L, sp = spectral["grouped_segments"], spectral["laplacian"], spectral["superpixels"]
-    alphas = stages.run(
-        "relaxed sparsification", relaxed_sparsification, grouped, L, image,
-        iterations=params.relaxed_iters, lam=params.lam, rtol=params.pcg_rtol,
-        maxiter=params.pcg_maxiter, final_maxiter=params.final_maxiter,
-        preconditioner=params.preconditioner,
-    )
+        L, sp = spectral["laplacian"], spectral["superpixels"]
+        alphas = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"], L,
+                            image, params, params.relaxed_iters)
     stages.close()
     intermediates = {"timings": stages.timings}
     if keep_intermediates:
-        intermediates.update(spectral, features=F, full_superpixels=sp, full_laplacian=L,
-                             grouped_segments=grouped)
+        intermediates.update(spectral, features=F, full_superpixels=sp, full_laplacian=L)
     return Layers(alphas, intermediates=intermediates)
 
 
@@ -215,6 +224,14 @@ def _spectral_segments(image, F, n_segments, params, random_state, stages, kmean
                          random_state=random_state)
     return {"features": F, "superpixels": sp, "laplacian": L, "eigvals": eigvals,
             "eigvecs": eigvecs, "initial_segments": initial, "grouped_segments": grouped}
+
+
+def _relaxed(alphas, L, image, params, iterations):
+    return relaxed_sparsification(
+        alphas, L, image, iterations=iterations, lam=params.lam, rtol=params.pcg_rtol,
+        maxiter=params.pcg_maxiter, final_maxiter=params.final_maxiter,
+        preconditioner=params.preconditioner,
+    )
 
 
 def _upsample_segments(segments, image, eps):
