@@ -42,3 +42,32 @@ def test_sss_on_an_example(tmp_path, capsys):
     for k in range(4):
         assert read_image(out / f"alpha-{k:02d}.png").shape == (48, 64, 3)
     assert (out / "segments.png").exists()
+
+
+def test_matte_writes_alpha_and_foreground(tmp_path, capsys):
+    yy, xx = np.mgrid[:40, :48]
+    truth = np.clip((14 - np.hypot(yy - 20, xx - 24)) / 4 + 0.5, 0, 1)
+    fg, bg = np.array([0.9, 0.5, 0.1]), np.array([0.1, 0.2, 0.8])
+    write_image(tmp_path / "image.png", truth[..., None] * fg + (1 - truth[..., None]) * bg)
+    trimap = np.full(truth.shape, 0.5)
+    trimap[truth == 1], trimap[truth == 0] = 1.0, 0.0
+    write_image(tmp_path / "trimap.png", trimap)  # 0 / 128 / 255
+    assert main(["matte", str(tmp_path / "image.png"), str(tmp_path / "trimap.png"),
+                 "-o", str(tmp_path / "alpha.png"), "--foreground", str(tmp_path / "fg.png")]) == 0
+    assert "unknown pixels" in capsys.readouterr().out
+    alpha = read_image(tmp_path / "alpha.png")[..., 0]
+    assert np.abs(alpha - truth).max() < 0.02
+    import imageio.v3 as iio
+
+    cutout = iio.imread(tmp_path / "fg.png")
+    assert cutout.shape == (40, 48, 4)
+    opaque = truth > 0.5
+    assert np.abs(cutout[opaque, :3] / 255 - fg).max() < 0.03
+
+
+def test_matte_reports_a_bad_trimap(tmp_path, capsys):
+    write_image(tmp_path / "image.png", np.random.default_rng(0).random((10, 10, 3)))
+    write_image(tmp_path / "trimap.png", np.full((10, 10), 0.5))
+    assert main(["matte", str(tmp_path / "image.png"), str(tmp_path / "trimap.png"),
+                 "-o", str(tmp_path / "alpha.png")]) == 2
+    assert "no foreground" in capsys.readouterr().err

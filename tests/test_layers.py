@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from unmix.image import read_image
-from unmix.layers import Layers, segment_palette
+from unmix.layers import Layers, composite, segment_palette
 
 
 @pytest.fixture
@@ -46,3 +46,57 @@ def test_bad_inputs():
         Layers(np.zeros((4, 4, 2)), colors=np.zeros((4, 4, 3)))
     with pytest.raises(ValueError, match="palette"):
         Layers(np.zeros((4, 4, 2))).visualize(np.zeros((3, 3)))
+
+
+def test_colours_rgba_and_composite(photo):
+    image = photo("coffee", (24, 32))
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(24, 32, 3)) * 3
+    layers = Layers(np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True))
+    with pytest.raises(ValueError, match="no colours"):
+        layers.to_rgba()
+    rgba = layers.to_rgba(image=image)  # estimates and stores the colours
+    assert rgba.shape == (24, 32, 3, 4) and layers.colors.shape == (24, 32, 3, 3)
+    np.testing.assert_array_equal(rgba[..., 3], layers.alphas)
+    # All layers over any background recompose the image (up to the colour fit).
+    everything = layers.composite(background=(1.0, 0.0, 0.0))
+    assert np.abs(everything - (layers.alphas[..., None] * layers.colors).sum(axis=2)).max() < 1e-12
+    # Merged layers: alpha adds up, colour is the alpha-weighted mean.
+    merged = layers.to_rgba([0, 2])
+    np.testing.assert_allclose(merged[..., 3], layers.alphas[..., [0, 2]].sum(axis=2))
+    weighted = (layers.alphas[..., [0, 2], None] * layers.colors[:, :, [0, 2]]).sum(axis=2)
+    np.testing.assert_allclose(merged[..., :3] * merged[..., 3:], weighted, atol=1e-12)
+    background = photo("astronaut", (24, 32))
+    np.testing.assert_allclose(
+        composite(layers, [0, 2], background),
+        composite(merged[..., :3], merged[..., 3], background), atol=1e-12)
+    np.testing.assert_allclose(composite(merged, background=background),
+                               composite(layers, [0, 2], background))
+    with pytest.raises(ValueError, match="layers"):
+        layers.to_rgba(5)
+
+
+def test_composite_of_a_foreground():
+    fg = np.full((4, 5, 3), 0.8)
+    alpha = np.linspace(0, 1, 20).reshape(4, 5)
+    out = composite(fg, alpha, 0.2)
+    np.testing.assert_allclose(out, np.repeat((0.2 + 0.6 * alpha)[..., None], 3, axis=2))
+    np.testing.assert_allclose(composite(fg, (alpha * 255).round().astype(np.uint8), 0.2), out,
+                               atol=1 / 255)
+    with pytest.raises(ValueError, match="alpha is required"):
+        composite(fg)
+    with pytest.raises(ValueError, match="shape"):
+        composite(fg, alpha[:, :-1])
+    with pytest.raises(ValueError, match="background"):
+        composite(fg, alpha, np.zeros((2, 2, 3)))
+
+
+def test_save_writes_rgba_layers_when_colours_are_known(layers, tmp_path):
+    layers.colors = np.full(layers.alphas.shape + (3,), 0.5)
+    paths = layers.save(tmp_path)
+    assert [p.rsplit("/", 1)[1] for p in paths][-4:] == [f"layer-{k:02d}.png" for k in range(4)]
+    import imageio.v3 as iio
+
+    saved = iio.imread(paths[-1])
+    assert saved.shape == (10, 12, 4)
+    np.testing.assert_allclose(saved[..., 3] / 255, layers.alphas[..., 3], atol=0.5 / 255 + 1e-9)

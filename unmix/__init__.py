@@ -10,9 +10,15 @@ exactly and fast, stage by stage:
   constrained and relaxed sparsification, grouping), and
   :func:`semantic_soft_segments`, the whole method in one call;
 - :mod:`unmix.features`: the per-pixel features it accepts;
+- :mod:`unmix.matting`: natural matting with a trimap
+  (:func:`closed_form_matting`), layer colours for compositing
+  (:func:`estimate_layer_colors`), trimaps from mattes and soft segments;
+- :mod:`unmix.metrics`: the matting errors of the Deep Image Matting
+  evaluation code (SAD, MSE, Gradient, Connectivity);
 - :mod:`unmix.linalg`: the solvers underneath (PCG, multifrontal
   factorisation, block Krylov–Schur);
-- :mod:`unmix.image`: input validation and image files.
+- :mod:`unmix.image`: input validation and image files;
+  :class:`Layers` and :func:`composite` hold and composite the results.
 
 Submodules are imported on first use, so ``import unmix`` is cheap; it
 compiles nothing and never imports torch or CuPy.
@@ -22,7 +28,8 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("features", "filters", "graph", "image", "layers", "linalg", "spectral")
+_SUBMODULES = ("features", "filters", "graph", "image", "layers", "linalg", "matting", "metrics",
+               "spectral")
 
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {
@@ -30,6 +37,10 @@ _EXPORTS = {
     "Layers": "layers",
     "SemanticSoftSegmentationParams": "spectral",
     "as_float_image": "image",
+    "closed_form_matting": "matting",
+    "composite": "layers",
+    "estimate_foreground": "matting",
+    "estimate_layer_colors": "matting",
     "read_image": "image",
     "semantic_soft_segments": "spectral",
     "write_image": "image",

@@ -5,6 +5,8 @@
 - ``unmix eigenvectors``: the graph of semantic soft segmentation and a
   picture of its smallest eigenvectors (the building blocks of the soft
   segments, paper Fig. 3).
+- ``unmix matte``: closed-form matting of an image with a trimap, written as
+  an alpha PNG, and optionally the foreground as an RGBA cut-out.
 """
 
 import argparse
@@ -122,6 +124,28 @@ def _run_sss(args):
     print(f"wrote {len(paths) - 1} alpha mattes and segments.png to {args.output}")
 
 
+def _run_matte(args):
+    from .image import read_image, write_image
+    from .matting import closed_form_matting, estimate_foreground
+
+    image = read_image(args.image)
+    # The trimap file's first channel; 8- and 16-bit files are scaled to [0, 1].
+    trimap = read_image(args.trimap)[:, :, 0]
+    start = time.perf_counter()
+    alpha, info = closed_form_matting(image, trimap, eps=args.eps, radius=args.radius,
+                                      return_info=True)
+    seconds = time.perf_counter() - start
+    write_image(args.output, alpha, bit_depth=args.bit_depth)
+    written = [args.output]
+    if args.foreground is not None:
+        foreground = estimate_foreground(image, alpha)
+        write_image(args.foreground, np.dstack([foreground, alpha]))
+        written.append(args.foreground)
+    print(f"alpha of {alpha.shape[0]}×{alpha.shape[1]} ({info.n_unknown} unknown pixels) "
+          f"in {seconds:.2f} s, relative residual {info.residual:.1e}")
+    print(f"wrote {' and '.join(written)}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="unmix", description="Decompose images into soft layers."
@@ -159,6 +183,28 @@ def build_parser():
                      "stages at reduced resolution, the relaxed one at full resolution")
     sss.add_argument("--seed", type=int, default=0, help="seed of the k-means steps (default 0)")
     sss.set_defaults(run=_run_sss)
+
+    matte = commands.add_parser(
+        "matte",
+        help="closed-form matting with a trimap (Levin et al. 2008)",
+        description="Estimate the alpha matte of an image from a trimap (black: background, "
+        "white: foreground, grey: unknown, e.g. 128) by closed-form matting; write it as a "
+        "grey PNG, and optionally the foreground colours as an RGBA cut-out.",
+    )
+    matte.add_argument("image", help="input image file")
+    matte.add_argument("trimap", help="trimap file, same size as the image")
+    matte.add_argument("-o", "--output", required=True, metavar="ALPHA.png",
+                       help="output alpha matte")
+    matte.add_argument("--foreground", metavar="FG.png",
+                       help="also write the estimated foreground colours with the matte as "
+                       "opacity (RGBA PNG)")
+    matte.add_argument("--eps", type=float, default=1e-7,
+                       help="regulariser ε of the matting Laplacian (default 1e-7)")
+    matte.add_argument("--radius", type=int, default=1,
+                       help="window radius r, windows (2r+1)² (default 1)")
+    matte.add_argument("--bit-depth", type=int, choices=[8, 16], default=8,
+                       help="bits of the alpha PNG (default 8)")
+    matte.set_defaults(run=_run_matte)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``Layers``: the result of every decomposition in unmix."""
+"""``Layers``: the result of every decomposition in unmix, and compositing."""
 
 import os
 from dataclasses import dataclass, field
@@ -7,7 +7,7 @@ import numpy as np
 
 from .image import write_image
 
-__all__ = ["Layers", "segment_palette"]
+__all__ = ["Layers", "composite", "segment_palette"]
 
 
 def segment_palette(n):
@@ -39,7 +39,9 @@ class Layers:
         The mattes, channels-last. Methods that do not clamp them (semantic
         soft segmentation) leave values slightly outside [0, 1].
     colors : ndarray, shape (H, W, K, 3), optional
-        Per-layer colours, for methods that estimate them.
+        Per-layer colours, for methods that estimate them, or from
+        :meth:`estimate_colors` (then used by :meth:`to_rgba`, :meth:`composite`
+        and :meth:`save`).
     intermediates : dict
         Stage outputs kept for inspection and teaching (e.g. the eigenpairs,
         the initial and grouped segments), when the method was asked for them.
@@ -94,11 +96,84 @@ class Layers:
             raise ValueError(f"palette must have shape ({self.n_layers}, 3), got {palette.shape}")
         return np.clip(np.clip(self.alphas, 0.0, 1.0) @ palette, 0.0, 1.0)
 
-    def save(self, directory, prefix="alpha"):
-        """Write one 16-bit PNG per alpha matte and the visualisation.
+    def estimate_colors(self, image, **kwargs):
+        """Estimate and store the layers' colours (:func:`unmix.matting.estimate_layer_colors`).
 
-        Files: ``<prefix>-00.png`` … (values clipped to [0, 1]) and
-        ``segments.png``. Returns the list of paths written.
+        Parameters
+        ----------
+        image : array_like, shape (H, W, 3)
+            The image the layers decompose.
+        **kwargs
+            Passed on to :func:`~unmix.matting.estimate_layer_colors`.
+
+        Returns
+        -------
+        colors : ndarray, shape (H, W, K, 3)
+            Also stored as ``self.colors``.
+        """
+        from .matting import estimate_layer_colors
+
+        self.colors = estimate_layer_colors(image, self.alphas, **kwargs)
+        return self.colors
+
+    def _selection(self, layers):
+        index = np.arange(self.n_layers) if layers is None else np.atleast_1d(np.asarray(layers))
+        if index.size == 0 or not np.issubdtype(index.dtype, np.integer) \
+                or index.min() < -self.n_layers or index.max() >= self.n_layers:
+            raise ValueError(f"layers must name layers among the {self.n_layers}, got {layers!r}")
+        return index
+
+    def to_rgba(self, layers=None, image=None):
+        """The layers as RGBA images: their colours, with their alphas as opacity.
+
+        Parameters
+        ----------
+        layers : int or sequence of int, optional
+            One layer, or several merged into one (α = Σ α_k, colour = the
+            α-weighted mean of their colours: e.g. a person made of several
+            soft segments). All layers, separately, by default.
+        image : array_like, shape (H, W, 3), optional
+            Needed when the colours are not known yet: they are then estimated
+            from it first (:meth:`estimate_colors`) and stored.
+
+        Returns
+        -------
+        rgba : ndarray, shape (H, W, 4), or (H, W, K, 4) when ``layers`` is None
+            Straight (not premultiplied) colour and alpha clipped to [0, 1],
+            ready for :func:`unmix.image.write_image` and :func:`composite`.
+        """
+        if self.colors is None:
+            if image is None:
+                raise ValueError("these layers have no colours yet: pass the image to "
+                                 "to_rgba(image=...) or call estimate_colors(image) first")
+            self.estimate_colors(image)
+        alphas = np.clip(self.alphas, 0.0, 1.0)
+        if layers is None:
+            return np.concatenate([self.colors, alphas[:, :, :, None]], axis=3)
+        index = self._selection(layers)
+        alpha = alphas[:, :, index].sum(axis=2)
+        weighted = (alphas[:, :, index, None] * self.colors[:, :, index]).sum(axis=2)
+        # Where the merged alpha is 0 the colour is irrelevant: take the plain mean.
+        colour = np.where(alpha[:, :, None] > 0, weighted / np.maximum(alpha, 1e-12)[:, :, None],
+                          self.colors[:, :, index].mean(axis=2))
+        return np.concatenate([np.clip(colour, 0.0, 1.0), np.clip(alpha, 0.0, 1.0)[:, :, None]],
+                              axis=2)
+
+    def composite(self, background, layers=None, image=None):
+        """Composite chosen layers over a new background (see :func:`composite`).
+
+        ``layers`` and ``image`` are as in :meth:`to_rgba`; all layers (which
+        recompose the image) by default.
+        """
+        index = self._selection(layers)
+        return composite(self.to_rgba(index, image), background=background)
+
+    def save(self, directory, prefix="alpha"):
+        """Write one 16-bit PNG per alpha matte, the visualisation, and the layers.
+
+        Files: ``<prefix>-00.png`` … (values clipped to [0, 1]),
+        ``segments.png``, and, when the colours are known, one RGBA PNG per
+        layer, ``layer-00.png`` …. Returns the list of paths written.
         """
         os.makedirs(directory, exist_ok=True)
         paths = []
@@ -109,4 +184,87 @@ class Layers:
         path = os.path.join(directory, "segments.png")
         write_image(path, self.visualize())
         paths.append(path)
+        if self.colors is not None:
+            rgba = self.to_rgba()
+            for k in range(self.n_layers):
+                path = os.path.join(directory, f"layer-{k:02d}.png")
+                write_image(path, rgba[:, :, k])
+                paths.append(path)
         return paths
+
+
+def _background(background, shape):
+    """A background as float64 (H, W, 3): an image, an RGB triple or a grey level."""
+    from .image import as_float_image
+
+    arr = np.asarray(background)
+    if arr.ndim <= 1 and arr.size in (1, 3):
+        colour = np.asarray(arr, dtype=np.float64).reshape(-1)
+        if not np.all((colour >= 0) & (colour <= 1)):
+            raise ValueError(f"background colour must lie in [0, 1], got {background!r}")
+        return np.broadcast_to(np.resize(colour, 3), shape + (3,))
+    out = as_float_image(arr, name="background")
+    if out.shape[:2] != shape:
+        raise ValueError(f"background must have the foreground's shape {shape}, "
+                         f"got {out.shape[:2]}")
+    return out
+
+
+def composite(foreground, alpha=None, background=0.0):
+    """Composite a foreground over a background: α F + (1 − α) B.
+
+    Parameters
+    ----------
+    foreground : array_like, shape (H, W, 3) or (H, W, 4), or Layers
+        Foreground colours (e.g. from :func:`unmix.matting.estimate_foreground`),
+        an RGBA image (e.g. from :meth:`Layers.to_rgba`) whose alpha is used
+        when ``alpha`` is omitted, or :class:`Layers` with colours, whose
+        layers named by ``alpha`` (an int or a sequence) are the foreground.
+    alpha : array_like, shape (H, W), or int or sequence of int, optional
+        The matte (floats in [0, 1] or ``uint8``); for :class:`Layers`, the
+        layers to keep.
+    background : array_like, optional
+        An image (H, W, 3), an RGB colour, or a grey level in [0, 1]
+        (default 0: black).
+
+    Returns
+    -------
+    image : ndarray, shape (H, W, 3), float64 in [0, 1]
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.layers import composite
+    >>> fg = np.ones((2, 2, 3)); alpha = np.array([[0.0, 0.25], [0.5, 1.0]])
+    >>> composite(fg, alpha, background=(0.0, 0.0, 1.0))[..., 2]
+    array([[1.  , 1.  ],
+           [1.  , 1.  ]])
+    >>> composite(fg, alpha)[..., 0]
+    array([[0.  , 0.25],
+           [0.5 , 1.  ]])
+    """
+    from .image import as_float_image
+
+    if isinstance(foreground, Layers):
+        if foreground.colors is None:
+            raise ValueError("the layers have no colours: call estimate_colors(image) first")
+        rgba = foreground.to_rgba(foreground._selection(alpha))
+        colours, alpha = rgba[:, :, :3], rgba[:, :, 3]
+    else:
+        arr = np.asarray(foreground)
+        if arr.ndim == 3 and arr.shape[2] == 4:
+            if alpha is None:
+                alpha = arr[:, :, 3]
+            arr = arr[:, :, :3]
+        if alpha is None:
+            raise ValueError("alpha is required unless the foreground is RGBA or Layers")
+        colours = as_float_image(arr, name="foreground", min_side=1)
+        alpha = np.asarray(alpha)
+        alpha = alpha / 255.0 if alpha.dtype == np.uint8 else np.asarray(alpha, dtype=np.float64)
+        if alpha.shape != colours.shape[:2]:
+            raise ValueError(f"alpha must have shape {colours.shape[:2]} (the foreground's), "
+                             f"got {alpha.shape}")
+        alpha = np.clip(alpha, 0.0, 1.0)
+    background = _background(background, colours.shape[:2])
+    a = alpha[:, :, None]
+    return np.clip(a * colours + (1.0 - a) * background, 0.0, 1.0)

@@ -358,3 +358,26 @@ def test_eps_too_small_for_float64():
     grey = _photo("coffee", (10, 10)).mean(axis=2)
     with pytest.raises(ValueError, match="eps=1e-300 is too small"):
         matting_laplacian(grey, eps=1e-300)
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_rows_are_exactly_those_of_the_full_matrix(radius):
+    image = _photo("astronaut", (30, 40))
+    L = matting_laplacian(image, radius=radius)
+    rng = np.random.default_rng(0)
+    for mask in (rng.random((30, 40)) < 0.1, np.zeros((30, 40), bool), np.ones((30, 40), bool)):
+        mask[0, 0] = mask[-1, -1] = True  # corners: rows clipped at the border
+        R = matting_laplacian(image, radius=radius, rows=mask)
+        expected = L[mask.ravel()]
+        assert R.shape == expected.shape and R.has_canonical_format
+        np.testing.assert_array_equal(R.indptr, expected.indptr)
+        np.testing.assert_array_equal(R.indices, expected.indices)
+        np.testing.assert_array_equal(R.data, expected.data)  # bitwise: same windows, same order
+
+
+def test_rows_must_be_a_mask_of_the_image():
+    image = _photo("astronaut", (10, 12))
+    with pytest.raises(ValueError, match="rows"):
+        matting_laplacian(image, rows=np.ones((10, 11), bool))
+    with pytest.raises(ValueError, match="rows"):
+        matting_laplacian(image, rows=np.ones((10, 12)))

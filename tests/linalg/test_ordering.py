@@ -90,6 +90,19 @@ def test_masked_grid():
     np.testing.assert_array_equal(tree.perm, tree2.perm)
 
 
+def test_masked_thin_ring():
+    # A trimap's unknown band in a large grid: most rectangles are empty (they
+    # are skipped, not cut down to leaves); every node but the root holds
+    # variables and leaves are not smaller than they need to be.
+    yy, xx = np.mgrid[:300, :400]
+    ring = np.abs(np.hypot(yy - 150, xx - 200) - 100) < 4
+    tree = grid_nested_dissection(ring.shape, radius=2, pixels=ring)
+    sizes = np.diff(tree.node_ptr)
+    assert np.all(sizes[:-1] > 0) and sizes.sum() == ring.sum()
+    assert np.array_equal(np.sort(tree.perm), np.arange(ring.sum()))
+    assert tree.n_nodes < ring.sum() / 8
+
+
 def test_explicit_radius_and_long_range(sss):
     L, shape = sss
     far = np.zeros(L.shape[0], dtype=bool)

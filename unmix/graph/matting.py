@@ -36,6 +36,11 @@ position are arithmetic, and each window adds its |ω|×|ω| block in place.
   and every entry receives its windows in the same order as its transpose.
 - For the Laplacian the diagonal is Σ_{j≠i} G_ij per window, so that
   L·1 = 0 up to rounding (~1e-15).
+- ``rows=`` stores only the rows of selected pixels and skips every window
+  that contains none of them (those windows add nothing to these rows), so
+  the reduced system of closed-form matting costs time and memory in
+  proportion to the unknown region; the rows are bitwise those of the full
+  matrix (same windows, same order).
 - The kernels are specialised per radius (the window side is a compile-time
   constant, ~1.4× faster) and compiled lazily with ``cache=True``.
 
@@ -79,15 +84,18 @@ def _row_geometry(y, x, h, w, r2):
 
 
 @njit(cache=True, inline="always")
-def _fill_index_rows(y0, y1, w, h, big_r, indptr, indices):
-    """Column indices of pixel rows y0 .. y1-1: row p = (y, x) lists the
-    pixels within Chebyshev distance 2r = ``big_r``, clipped, in order."""
+def _fill_index_rows(y0, y1, w, h, big_r, row_of, indptr, indices):
+    """Column indices of the stored rows among pixel rows y0 .. y1-1: the row
+    of pixel p = (y, x) lists the pixels within Chebyshev distance
+    2r = ``big_r``, clipped, in order."""
     for y in range(y0, y1):
         dy1 = min(big_r, h - 1 - y)
         for x in range(w):
             p = y * w + x
+            if row_of[p] < 0:
+                continue
             dy0, dx0, ncols = _row_geometry(y, x, h, w, big_r)
-            pos = indptr[p]
+            pos = indptr[row_of[p]]
             for dy in range(dy0, dy1 + 1):
                 q0 = p + dy * w + dx0
                 for c in range(ncols):
@@ -96,8 +104,11 @@ def _fill_index_rows(y0, y1, w, h, big_r, indptr, indices):
 
 
 @njit(cache=True, inline="always")
-def _add_window(img, ty, tx, n, eps, indptr, data, sign, z0, z1, z2, g, base, ncols):
+def _add_window(img, ty, tx, n, eps, row_of, indptr, data, sign, z0, z1, z2, g, base, ncols):
     """Add the block of the window with top-left pixel (ty, tx) to ``data``.
+
+    Only the rows of pixels p with ``row_of[p] >= 0`` are stored (row
+    ``row_of[p]`` of the CSR arrays); the others are skipped.
 
     With centred colours d_j = I_j − μ_k and the scatter matrix
     M_k = Σ_j d_j d_jᵀ = |ω| Σ_k (Levin et al. 2008, Eq. 12; spec §5),
@@ -191,7 +202,8 @@ def _add_window(img, ty, tx, n, eps, indptr, data, sign, z0, z1, z2, g, base, nc
             dx0 = max(-big_r, -ix)
             nc = min(big_r, w - 1 - ix) - dx0 + 1
             ncols[a * n + b] = nc
-            base[a * n + b] = indptr[iy * w + ix] + (-a - dy0) * nc + (-b - dx0)
+            row = row_of[iy * w + ix]
+            base[a * n + b] = indptr[row] + (-a - dy0) * nc + (-b - dx0) if row >= 0 else -1
     # G = 1/|ω| + Z Zᵀ: the upper triangle, mirrored (half the dot products;
     # G is bitwise symmetric by construction).
     for i in range(nw):
@@ -204,6 +216,9 @@ def _add_window(img, ty, tx, n, eps, indptr, data, sign, z0, z1, z2, g, base, nc
             g[j * nw + i] = gv
     # Row i of G goes to pixel i's CSR row as n runs of n consecutive entries.
     for i in range(nw):
+        bi = base[i]
+        if bi < 0:  # a pixel whose row is not stored
+            continue
         gi = g[i * nw : (i + 1) * nw]
         if sign < 0.0:
             # Laplacian diagonal: −(−Σ_{j≠i} G_ij).
@@ -211,7 +226,6 @@ def _add_window(img, ty, tx, n, eps, indptr, data, sign, z0, z1, z2, g, base, nc
             for j in range(nw):
                 off += gi[j]
             gi[i] = -(off - gi[i])
-        bi = base[i]
         ci = ncols[i]
         for a in range(n):
             pos = bi + a * ci
@@ -233,13 +247,16 @@ def _window_kernels(radius):
     n = 2 * radius + 1
 
     @njit(cache=True, parallel=True)
-    def accumulate_windows(img, eps, band, indptr, indices, data, laplacian):
-        """Write ``indices`` and add all interior windows' blocks to ``data``.
+    def accumulate_windows(img, eps, band, row_of, active, indptr, indices, data, laplacian):
+        """Write ``indices`` and add the active interior windows' blocks to ``data``.
 
-        ``data`` must be zeroed. The window rows (top rows ty = 0 .. H−2r−1)
-        are cut into bands of ``band`` ≥ 4r rows. Phase 0 runs, in parallel
-        over bands, every window row of a band except its first 2r (and writes
-        the column indices of the band's pixel rows); phase 1 then runs those
+        ``data`` must be zeroed. Rows are stored for the pixels p with
+        ``row_of[p] >= 0``; the window with top-left pixel (ty, tx) is summed
+        where ``active[ty, tx]`` (it contains such a pixel). The window rows
+        (top rows ty = 0 .. H−2r−1) are cut into bands of ``band`` ≥ 4r rows.
+        Phase 0 runs, in parallel over bands, every window row of a band
+        except its first 2r (and writes the column indices of the band's
+        pixel rows); phase 1 then runs those
         first 2r rows. Windows of different bands in the same phase touch
         disjoint pixel rows (a window touches 2r+1 rows), so no two threads
         write the same entry, and within a band the window rows go in order,
@@ -272,15 +289,17 @@ def _window_kernels(radius):
                     # This band's pixel rows; the last band also takes the
                     # 2r bottom rows, which start no window.
                     y1 = h if b == n_bands - 1 else start + band
-                    _fill_index_rows(start, y1, w, h, big_r, indptr, indices)
+                    _fill_index_rows(start, y1, w, h, big_r, row_of, indptr, indices)
                 else:
                     t0 = start
                     t1 = min(start + big_r, stop)
                 for ty in range(t0, t1):
                     for tx in range(wk):
-                        n_bad += _add_window(
-                            img, ty, tx, n, eps, indptr, data, sign, z0, z1, z2, g, base, ncols
-                        )
+                        if active[ty, tx]:
+                            n_bad += _add_window(
+                                img, ty, tx, n, eps, row_of, indptr, data, sign,
+                                z0, z1, z2, g, base, ncols,
+                            )
         return n_bad
 
     return accumulate_windows
@@ -307,7 +326,29 @@ def _check_params(eps, radius):
     return eps, radius
 
 
-def _matting_csr(image, eps, radius, laplacian):
+def _row_selection(rows, shape, side):
+    """``row_of`` (row of each pixel's CSR row, −1 if not stored) and the mask
+    of the windows (by top-left pixel) that contain a stored pixel."""
+    h, w = shape
+    if rows is None:
+        return np.arange(h * w, dtype=np.int64), np.ones((h - side + 1, w - side + 1), bool)
+    mask = np.asarray(rows)
+    if mask.dtype != bool or mask.shape != (h, w):
+        raise ValueError(
+            f"rows must be a boolean mask of shape {(h, w)} (the image's), "
+            f"got dtype {mask.dtype} and shape {mask.shape}"
+        )
+    row_of = np.full(h * w, -1, dtype=np.int64)
+    flat = mask.ravel()
+    row_of[flat] = np.arange(np.count_nonzero(flat))
+    # Windows containing a stored pixel: a side×side box sum of the mask > 0.
+    box = np.zeros((h + 1, w + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(mask, axis=0), axis=1, out=box[1:, 1:])
+    active = (box[side:, side:] - box[:-side, side:] - box[side:, :-side] + box[:-side, :-side]) > 0
+    return row_of, active
+
+
+def _matting_csr(image, eps, radius, laplacian, rows=None):
     eps, radius = _check_params(eps, radius)
     img = as_float_image(image, name="image", min_side=1)
     if not img.flags.writeable:
@@ -323,6 +364,7 @@ def _matting_csr(image, eps, radius, laplacian):
         )
     n = h * w
     n_win = side * side
+    row_of, active = _row_selection(rows, (h, w), side)
 
     # Row p = (y, x) holds the pixels within Chebyshev distance 2r, clipped.
     r2 = 2 * radius
@@ -331,10 +373,13 @@ def _matting_csr(image, eps, radius, laplacian):
     rows_y = np.minimum(ys + r2, h - 1) - np.maximum(ys - r2, 0) + 1
     cols_x = np.minimum(xs + r2, w - 1) - np.maximum(xs - r2, 0) + 1
     counts = np.outer(rows_y, cols_x).ravel()
+    if rows is not None:
+        counts = counts[row_of >= 0]
+    n_rows = counts.shape[0]
     nnz = int(counts.sum())
     # int32 indices whenever they fit, as SciPy would choose (no later copy).
     idx_dtype = np.int32 if max(nnz, n) < np.iinfo(np.int32).max else np.int64
-    indptr = np.empty(n + 1, dtype=idx_dtype)
+    indptr = np.empty(n_rows + 1, dtype=idx_dtype)
     indptr[0] = 0
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(nnz, dtype=idx_dtype)
@@ -344,8 +389,8 @@ def _matting_csr(image, eps, radius, laplacian):
     # (race-free phases) and a fixed size (results independent of threads).
     band = max(32, 4 * radius)
     kernel = _window_kernels(radius)
-    with threads_for(n):
-        n_bad = kernel(img, eps, band, indptr, indices, data, laplacian)
+    with threads_for(n_rows):
+        n_bad = kernel(img, eps, band, row_of, active, indptr, indices, data, laplacian)
     if n_bad:
         raise ValueError(
             f"eps={eps!r} is too small: the regularised window covariance "
@@ -353,14 +398,14 @@ def _matting_csr(image, eps, radius, laplacian):
             "use a larger eps (the default is 1e-7)"
         )
 
-    out = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n, n), copy=False)
+    out = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n_rows, n), copy=False)
     # Built in canonical form: sorted, duplicate-free column indices.
     out.has_sorted_indices = True
     out.has_canonical_format = True
     return out
 
 
-def matting_laplacian(image, eps=1e-7, radius=1):
+def matting_laplacian(image, eps=1e-7, radius=1, *, rows=None):
     """Levin's closed-form matting Laplacian.
 
     Parameters
@@ -376,6 +421,12 @@ def matting_laplacian(image, eps=1e-7, radius=1):
     radius : int, optional
         The window radius r: windows are (2r+1)×(2r+1), |ω| = (2r+1)².
         Only windows lying fully inside the image are used.
+    rows : ndarray of bool, shape (H, W), optional
+        Compute only the rows of these pixels (e.g. the unknown pixels of a
+        trimap, for the reduced system of closed-form matting), from only
+        the windows that contain one of them: the rows are exact, and time
+        and memory are proportional to their number (Levin's known-window
+        skipping, ``spec/matting.md`` §1.3). All rows by default.
 
     Returns
     -------
@@ -384,7 +435,9 @@ def matting_laplacian(image, eps=1e-7, radius=1):
         pixel within Chebyshev distance 2r of p (clipped at the borders), in
         increasing column order without duplicates: (4r+1)² entries for an
         interior pixel. L is exactly symmetric, positive semi-definite, and
-        ``L @ 1 = 0`` up to rounding.
+        ``L @ 1 = 0`` up to rounding. With ``rows``, shape
+        (rows.sum(), H·W): the rows of the selected pixels, in row-major
+        order, equal to ``L[rows.ravel()]``.
 
     Raises
     ------
@@ -394,11 +447,12 @@ def matting_laplacian(image, eps=1e-7, radius=1):
     ValueError
         If ``eps`` is not finite and positive, ``radius < 1``, the image is
         not an (H, W[, 3]) image in range, or it has fewer than 2r+1 rows or
-        columns.
+        columns, or ``rows`` is not a boolean mask of the image's shape.
 
     See Also
     --------
     matting_affinity : The affinity W_L with ``L = diag(W_L·1) − W_L``.
+    unmix.matting.closed_form_matting : The reduced system built on ``rows``.
 
     Notes
     -----
@@ -429,7 +483,7 @@ def matting_laplacian(image, eps=1e-7, radius=1):
     >>> bool(abs(L @ np.ones(80)).max() < 1e-10)
     True
     """
-    return _matting_csr(image, eps, radius, laplacian=True)
+    return _matting_csr(image, eps, radius, laplacian=True, rows=rows)
 
 
 def matting_affinity(image, eps=1e-7, radius=1):

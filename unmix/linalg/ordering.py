@@ -267,6 +267,14 @@ def grid_nested_dissection(shape, A=None, *, radius=None, long_range=None, pixel
         v = index[y0:y1, x0:x1].ravel()
         return v[v >= 0]
 
+    # Variables per rectangle in O(1) (a summed-area table), so that the empty
+    # rectangles of a masked grid are not cut down to leaves (they emit no node).
+    counts = np.zeros((H + 1, W + 1), dtype=np.int64)
+    np.cumsum(np.cumsum(index >= 0, axis=0), axis=1, out=counts[1:, 1:])
+
+    def is_empty(y0, y1, x0, x1):
+        return counts[y1, x1] - counts[y0, x1] - counts[y1, x0] + counts[y0, x0] == 0
+
     def split(y0, y1, x0, x1):
         h, w = y1 - y0, x1 - x0
         if h * w <= leaf_size or max(h, w) <= 2 * sep + 1:
@@ -279,6 +287,8 @@ def grid_nested_dissection(shape, A=None, *, radius=None, long_range=None, pixel
 
     def build(y0, y1, x0, x1):
         """Emit the subtree of a rectangle; return its top nodes (0, 1 or more)."""
+        if is_empty(y0, y1, x0, x1):
+            return []
         parts = split(y0, y1, x0, x1)
         if parts is None:
             v = rect(y0, y1, x0, x1)
