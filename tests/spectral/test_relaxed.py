@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from unmix.graph import sss_laplacian, superpixels
+from unmix.linalg import pcg
 from unmix.spectral.relaxed import (
-    _RelaxedOperator,
+    _apply_relaxed,
+    _RelaxedSystem,
     _threshold_target,
     relaxed_energy,
     relaxed_sparsification,
@@ -50,24 +52,84 @@ def dense_relaxed(alphas, L, gamma, iterations, lam=100.0):
     return x.reshape(alphas.shape)
 
 
-def test_operator_and_preconditioner_match_dense_matrices(problem):
-    _, L, alphas = problem
+def pixel_major_system(L, d, lam):
+    """The K·N matrix of Eq. 17 for pixel-major unknowns X.ravel() (X is N×K)."""
+    N, K = d.shape
+    return (np.kron(L.toarray(), np.eye(K)) + lam * np.kron(np.eye(N), np.ones((K, K)))
+            + np.diag(d.ravel()))
+
+
+@pytest.mark.parametrize("K", [2, 4, 7])
+def test_product_matches_the_dense_matrix(problem, K):
+    _, L, _ = problem
+    N = L.shape[0]
+    rng = np.random.default_rng(K)
+    d, X = rng.uniform(1, 50, size=(N, K)), rng.normal(size=(N, K))
+    out = np.empty((N, K))
+    curvature = _apply_relaxed(L.indptr, L.indices, L.data, X, d, 100.0, (0.0,) * K, out)
+    expected = (dense_system(L, d, 100.0) @ X.T.ravel()).reshape(K, N).T
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-10)
+    assert curvature == pytest.approx(np.sum(X * expected), rel=1e-12)
+
+
+def test_irls_step_sets_eq_17_its_preconditioner_and_initial_residual(problem):
+    image, L, alphas = problem
     N, K = L.shape[0], alphas.shape[2]
+    gamma = sparsity_exponent(image).ravel()
+    target = _threshold_target(alphas.reshape(N, K))
     rng = np.random.default_rng(1)
-    d = rng.uniform(1, 50, size=(N, K))
-    operator = _RelaxedOperator(L, K, 100.0)
-    operator.set_diagonal(d)
-    x = rng.normal(size=(N, K))
-    A = dense_system(L, d, 100.0)
-    np.testing.assert_allclose(operator.matvec(x.ravel()).reshape(N, K),
-                               (A @ x.T.ravel()).reshape(K, N).T, rtol=1e-12, atol=1e-10)
-    # block-Jacobi: the inverse of each pixel's K×K diagonal block
-    for p in (0, 37, N - 1):
-        block = A[np.ix_(np.arange(K) * N + p, np.arange(K) * N + p)]
-        r = np.zeros((N, K))
-        r[p] = rng.normal(size=K)
-        np.testing.assert_allclose(operator.block_jacobi(r.ravel()).reshape(N, K)[p],
-                                   np.linalg.solve(block, r[p]), rtol=1e-12)
+    x = target + rng.normal(scale=0.05, size=(N, K))  # entries on both sides of the floor
+    system = _RelaxedSystem(L, gamma, 0.01, 100.0, x, preconditioned=True)
+    result = system.solve(target, 2.0, 0.5, rtol=1e-6, maxiter=0)  # the set-up alone
+    g = gamma[:, None] - 2
+    u, v = np.maximum(np.abs(x), 0.01) ** g, np.maximum(np.abs(1 - x), 0.01) ** g
+    np.testing.assert_allclose(system.d, 2.0 * (u + v) + 0.5, rtol=1e-14)
+    np.testing.assert_allclose(system.rhs, 2.0 * v + 0.5 * target + 100.0, rtol=1e-14)
+    A = pixel_major_system(L, system.d, 100.0)
+    # r = b − A x, with A x carried through the change of d
+    residual = system.rhs.ravel() - A @ x.ravel()
+    np.testing.assert_allclose(system.r.ravel(), residual, rtol=1e-12, atol=1e-10)
+    assert result.residual == pytest.approx(np.linalg.norm(residual) / np.linalg.norm(system.rhs))
+    # z = B⁻¹ r with B_p each pixel's K×K diagonal block of A
+    blocks = np.stack([A[p * K:(p + 1) * K, p * K:(p + 1) * K] for p in range(N)])
+    np.testing.assert_allclose(system.z, np.linalg.solve(blocks, system.r[..., None])[..., 0],
+                               rtol=1e-12, atol=1e-14)
+
+
+# Unpreconditioned CG on a stiff system (σ_S = 100, δ = 10⁴) has residuals
+# that stay above their minimum for three iterations in a row, which
+# exercises the bookkeeping of the iterate of smallest residual.
+@pytest.mark.parametrize("preconditioned, sigma_s, lam", [(True, 1.0, 100.0), (False, 100.0, 1e4)])
+def test_fused_solver_matches_generic_pcg(problem, preconditioned, sigma_s, lam):
+    image, L, alphas = problem
+    N, K = L.shape[0], alphas.shape[2]
+    gamma = sparsity_exponent(image).ravel()
+    target = _threshold_target(alphas.reshape(N, K))
+    first_solutions = []
+    for maxiter in range(1, 25):
+        system = _RelaxedSystem(L, gamma, 0.01, lam, target, preconditioned)
+        x = target.ravel()
+        for solve in range(2):  # the second solve starts warm, from the first one's result
+            result = system.solve(target, sigma_s, 1.0, rtol=1e-10, maxiter=maxiter)
+            A = pixel_major_system(L, system.d, lam)
+            blocks = np.linalg.inv([A[p * K:(p + 1) * K, p * K:(p + 1) * K] for p in range(N)])
+
+            def block_jacobi(r, blocks=blocks):
+                return np.einsum("pij,pj->pi", blocks, r.reshape(N, K)).ravel()
+
+            expected = pcg(A, system.rhs.ravel(), x, rtol=1e-10, maxiter=maxiter,
+                           M=block_jacobi if preconditioned else None, warn=False)
+            assert (result.iterations, result.converged) == (expected.iterations,
+                                                             expected.converged)
+            np.testing.assert_allclose(result.x.ravel(), expected.x, rtol=1e-10, atol=1e-12)
+            assert result.residual == pytest.approx(expected.residual, rel=1e-6)
+            x = expected.x
+            if solve == 0 and not expected.converged:
+                first_solutions.append(x)
+    if not preconditioned:
+        # Three more iterations gave the same result: the one of smallest
+        # residual was three iterations before the last.
+        assert any(np.array_equal(a, b) for a, b in zip(first_solutions, first_solutions[3:]))
 
 
 def test_threshold_target():

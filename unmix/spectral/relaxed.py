@@ -33,12 +33,13 @@ reaches (spec §12.2).
 import numpy as np
 import scipy.sparse as sparse
 from numba import njit, prange
+from numba.cpython.unsafe.tuple import tuple_setitem
 
 from .._checks import positive
 from .._numba import threads_for
 from ..filters import image_gradient
 from ..image import as_float_image
-from ..linalg import pcg
+from ..linalg import PCGResult
 
 __all__ = ["relaxed_sparsification", "relaxed_energy", "sparsity_exponent"]
 
@@ -137,117 +138,265 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     if not (int(iterations) == iterations and iterations >= 0):
         raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
 
-    operator = _RelaxedOperator(L, K, lam)
     target = _threshold_target(alphas.reshape(N, K))
     gamma = np.ascontiguousarray(gamma.reshape(N))
-    x = target.copy()
+    system = _RelaxedSystem(L, gamma, floor, lam, target, preconditioned=preconditioner is not None)
     info = {"energy": [], "pcg_iterations": [], "pcg_residuals": []}
 
     def record_energy():
         if return_info:  # an extra sparse product and two powers per entry: only on request
-            info["energy"].append(relaxed_energy(x, L, gamma, target, sigma_s, sigma_f, lam, floor))
+            info["energy"].append(
+                relaxed_energy(system.x, L, gamma, target, sigma_s, sigma_f, lam, floor))
+
+    def record_solve(result):
+        info["pcg_iterations"].append(result.iterations)
+        info["pcg_residuals"].append(result.residual)
 
     record_energy()
-    d, rhs = np.empty((N, K)), np.empty((N, K))
     for _ in range(int(iterations)):
-        with threads_for(N):
-            _irls_system(x, gamma, target, floor, sigma_s, sigma_f, lam, d, rhs)
-        operator.set_diagonal(d)
-        x = _solve(operator, rhs, x, rtol, maxiter, preconditioner, info)
+        record_solve(system.solve(target, sigma_s, sigma_f, rtol, maxiter))
         record_energy()
-    # Final solve without the sparsity term, the current x as fidelity target
-    # (released code only): (blkdiag(L) + δ CᵀC + I) a = x + δ 1.
-    operator.set_diagonal(np.ones((N, K)))
-    x = _solve(operator, x + lam, x, rtol, final_maxiter, preconditioner, info)
-    out = x.reshape(height, width, K)
+    # Final solve without the sparsity term (σ_S = 0, σ_F = 1), the current x
+    # as fidelity target (released code only): (blkdiag(L) + δ CᵀC + I) a = x + δ 1.
+    record_solve(system.solve(system.x, 0.0, 1.0, rtol, final_maxiter))
+    out = system.x.reshape(height, width, K)
     return (out, info) if return_info else out
 
 
-def _solve(operator, rhs, x0, rtol, maxiter, preconditioner, info):
-    shape = x0.shape
-    result = pcg(operator.matvec, rhs.ravel(), x0.ravel(), rtol=rtol, maxiter=maxiter,
-                 M=operator.block_jacobi if preconditioner else None, warn=False)
-    info["pcg_iterations"].append(result.iterations)
-    info["pcg_residuals"].append(result.residual)
-    return result.x.reshape(shape)
+class _RelaxedSystem:
+    """The IRLS steps of relaxed sparsification: Eq. 17 at the iterate, solved by a fused PCG.
 
+    Everything is pixel-major (N×K, one column per layer), so one row of the
+    sparse product reads L once for all K layers. The solver is
+    :func:`unmix.linalg.pcg` (MATLAB semantics: relative residual
+    ‖b − A x‖/‖b‖, warm start, the iterate of smallest residual when it
+    stops early, its true residual reported) with its vector operations
+    fused into three passes over memory per iteration (:func:`_apply_relaxed`,
+    :func:`_cg_update`, :func:`_cg_direction`) and no allocation.
 
-class _RelaxedOperator:
-    """The K·N system of Eq. 17 as an operator on pixel-major flattened X (N×K)."""
+    The object owns the iterate x (:attr:`x`): each step starts from it and
+    replaces it. It also keeps A x up to date, so that no step needs a
+    sparse product for its initial residual: a solve ends with the product
+    that gives its true residual, and the next step, which changes only the
+    diagonal d of A, corrects it by (d_new − d_old) ⊙ x.
 
-    def __init__(self, L, K, lam):
-        self.L, self.K, self.lam = L, K, float(lam)
+    Parameters
+    ----------
+    L : csr_matrix, shape (N, N)
+    gamma : ndarray, shape (N,)
+        Per-pixel sparsity exponents γ_p.
+    floor : float
+        The floor of the IRLS weights.
+    lam : float
+        δ, the weight of the soft sum-to-one term.
+    x0 : ndarray, shape (N, K)
+        The initial iterate.
+    preconditioned : bool
+        Use the per-pixel K×K block-Jacobi preconditioner.
+    """
+
+    def __init__(self, L, gamma, floor, lam, x0, preconditioned):
+        N, K = x0.shape
+        self.L, self.gamma, self.floor, self.lam = L, gamma, float(floor), float(lam)
+        self.preconditioned = preconditioned
         self.L_diagonal = L.diagonal()
+        # max(|x|, floor)^(γ−2) for every entry at the floor (most of them:
+        # the layers are sparse), computed once instead of once per step.
+        self.floor_power = self.floor ** (gamma - 2.0)
+        self.row_zeros = (0.0,) * K  # see _apply_relaxed
+        # Three iterate buffers: the current one, the one of smallest
+        # residual and the next one, so that tracking the best is free of copies.
+        self.iterates = [np.array(x0, dtype=np.float64, order="C"), np.empty((N, K)),
+                         np.empty((N, K))]
+        self.current = 0
+        self.d = np.zeros((N, K))  # the diagonal of A beyond blkdiag(L) + δ CᵀC
+        self.rhs, self.Ax, self.q = np.empty((N, K)), np.empty((N, K)), np.empty((N, K))
+        self.inverse_D, self.coupling = np.empty((N, K)), np.empty(N)
+        self.r, self.p = np.empty((N, K)), np.zeros((N, K))
+        # Without a preconditioner z = r: the same buffer, which the kernels then leave alone.
+        self.z = np.empty((N, K)) if preconditioned else self.r
+        with threads_for(N):
+            self._product(self.x, self.Ax)
 
-    def set_diagonal(self, d):
-        self.d = np.ascontiguousarray(d)
-        # Block-Jacobi: B_p = diag(D_p) + δ 1 1ᵀ with D_p = L_pp + d_p;
-        # Sherman–Morrison gives B_p⁻¹ r = r/D − (δ Σ(r/D)) / (1 + δ Σ 1/D) / D.
-        self.inverse_D = 1.0 / (self.L_diagonal[:, None] + self.d)
-        self.coupling = self.lam / (1.0 + self.lam * self.inverse_D.sum(axis=1))
+    @property
+    def x(self):
+        """The current iterate, shape (N, K)."""
+        return self.iterates[self.current]
 
-    def matvec(self, x):
-        out = np.empty_like(x)
-        with threads_for(self.L.shape[0]):
-            _apply_relaxed(self.L.indptr, self.L.indices, self.L.data, x.reshape(-1, self.K),
-                           self.d, self.lam, out.reshape(-1, self.K))
-        return out
+    def _product(self, X, out):
+        """out = A X; returns Σ X ⊙ out."""
+        return _apply_relaxed(self.L.indptr, self.L.indices, self.L.data, X, self.d, self.lam,
+                              self.row_zeros, out)
 
-    def block_jacobi(self, r):
-        out = np.empty_like(r)
-        with threads_for(self.L.shape[0]):
-            _block_jacobi(r.reshape(-1, self.K), self.inverse_D, self.coupling,
-                          out.reshape(-1, self.K))
-        return out
+    def solve(self, target, sigma_s, sigma_f, rtol, maxiter):
+        """One IRLS step (spec §12.3 step 3): Eq. 17 at the iterate x, solved by PCG from x.
+
+        Parameters
+        ----------
+        target : ndarray, shape (N, K)
+            The fidelity target α̂.
+        sigma_s, sigma_f : float
+            σ_S and σ_F; σ_S = 0 drops the sparsity term.
+        rtol, maxiter : float, int
+            As :func:`unmix.linalg.pcg`.
+
+        Returns
+        -------
+        PCGResult
+            As :func:`unmix.linalg.pcg`; its solution becomes :attr:`x`.
+        """
+        iterates, p, r, q, z = self.iterates, self.p, self.r, self.q, self.z
+        with threads_for(r.shape[0]):
+            # ‖b‖ > 0: b = σ_S v + σ_F α̂ + δ ≥ δ (v > 0, α̂ ≥ 0), or x + δ at the end.
+            b_norm2, r_norm2, rho = _irls_system(
+                self.x, self.gamma, self.floor_power, target, self.floor, sigma_s, sigma_f,
+                self.lam, self.L_diagonal, self.d, self.rhs, self.Ax, self.inverse_D,
+                self.coupling, r, z, self.preconditioned)
+            norm_b, norm_r = np.sqrt(b_norm2), np.sqrt(r_norm2)
+            current = best = self.current
+            best_norm = norm_r
+            iterations, beta = 0, 0.0
+            # rho = r·z ≤ 0: the preconditioner is not positive definite here.
+            while norm_r > rtol * norm_b and iterations < maxiter and rho > 0.0:
+                if iterations == 0:
+                    np.copyto(p, z)
+                else:
+                    _cg_direction(z, beta, p)
+                curvature = self._product(p, q)
+                if curvature <= 0.0:  # A is not positive definite along p
+                    break
+                following = next(i for i in range(3) if i not in (current, best))
+                r_norm2, next_rho = _cg_update(rho / curvature, iterates[current], p, r, q,
+                                               iterates[following], self.inverse_D,
+                                               self.coupling, z, self.preconditioned)
+                beta, rho = next_rho / rho, next_rho
+                current, norm_r = following, np.sqrt(r_norm2)
+                iterations += 1
+                if norm_r < best_norm:
+                    best, best_norm = current, norm_r
+            converged = norm_r <= rtol * norm_b
+            self.current = current if converged else best
+            # The recursively updated residual drifts from the true one; report the truth.
+            self._product(self.x, self.Ax)
+            residual = np.sqrt(_squared_distance(self.rhs, self.Ax)) / norm_b
+        return PCGResult(self.x, float(residual), iterations, converged)
 
 
 @njit(cache=True, parallel=True)
-def _apply_relaxed(indptr, indices, data, X, d, lam, out):
-    """out = L X + δ (X 1) 1ᵀ + d ⊙ X, one pixel row per task."""
-    K = X.shape[1]
+def _apply_relaxed(indptr, indices, data, X, d, lam, row_zeros, out):
+    """out = L X + δ (X 1) 1ᵀ + d ⊙ X, one pixel row per task; returns Σ X ⊙ out.
+
+    ``row_zeros`` is a tuple of K zeros: the K sums of a row live in a tuple
+    (updated by numba's ``tuple_setitem``), so the kernel is compiled for
+    this K and keeps them in registers; an array row would be stored and
+    reloaded for every neighbour, about twice as slow (measured).
+    """
+    K = len(row_zeros)
+    curvature = 0.0
     for p in prange(X.shape[0]):
-        # Accumulate in the output row itself: a per-row scratch array would
-        # be a heap allocation per pixel.
-        total = 0.0
-        for k in range(K):
-            total += X[p, k]
-        for k in range(K):
-            out[p, k] = lam * total + d[p, k] * X[p, k]
+        sums = row_zeros
         for j in range(indptr[p], indptr[p + 1]):
             q = indices[j]
             w = data[j]
             for k in range(K):
-                out[p, k] += w * X[q, k]
+                sums = tuple_setitem(sums, k, sums[k] + w * X[q, k])
+        total = 0.0
+        for k in range(K):
+            total += X[p, k]
+        for k in range(K):
+            out[p, k] = sums[k] + lam * total + d[p, k] * X[p, k]
+            curvature += X[p, k] * out[p, k]
+    return curvature
 
 
 @njit(cache=True, parallel=True)
-def _irls_system(x, gamma, target, floor, sigma_s, sigma_f, lam, d, rhs):
-    """Diagonal d and right-hand side of Eq. 17 at the iterate x (spec §12.3 step 3).
+def _irls_system(x, gamma, floor_power, target, floor, sigma_s, sigma_f, lam, L_diagonal, d,
+                 rhs, Ax, inverse_D, coupling, r, z, preconditioned):
+    """Eq. 17, its preconditioner and the initial PCG residual at x (spec §12.3 step 3).
 
-    u = max(|x|, floor)^(γ−2), v = max(|1 − x|, floor)^(γ−2);
-    d = σ_S (u + v) + σ_F and rhs = σ_S v + σ_F α̂ + δ.
+    u = max(|x|, floor)^(γ−2), v = max(|1 − x|, floor)^(γ−2) (``floor_power``
+    is floor^(γ−2)); d = σ_S (u + v) + σ_F and rhs = σ_S v + σ_F α̂ + δ.
+    Updates A x for the change of d, and the preconditioner: the diagonal
+    block of pixel p is B_p = diag(D_p) + δ 1 1ᵀ with D_p = L_pp + d_p, and
+    Sherman–Morrison gives B_p⁻¹ r = r/D − c Σ(r/D) / D with
+    c = δ / (1 + δ Σ 1/D). Then r = rhs − A x and z = B⁻¹ r; returns
+    ‖rhs‖², ‖r‖² and r·z.
     """
     K = x.shape[1]
+    b_norm2 = r_norm2 = rho = 0.0
     for p in prange(x.shape[0]):
         power = gamma[p] - 2.0
+        inverse_sum = 0.0
         for k in range(K):
-            u = max(abs(x[p, k]), floor) ** power
-            v = max(abs(1.0 - x[p, k]), floor) ** power
-            d[p, k] = sigma_s * (u + v) + sigma_f
+            u = v = 0.0
+            if sigma_s != 0.0:  # the final solve has no sparsity term
+                a, b = abs(x[p, k]), abs(1.0 - x[p, k])
+                u = floor_power[p] if a <= floor else a**power
+                v = floor_power[p] if b <= floor else b**power
+            weight = sigma_s * (u + v) + sigma_f
+            Ax[p, k] += (weight - d[p, k]) * x[p, k]
+            d[p, k] = weight
             rhs[p, k] = sigma_s * v + sigma_f * target[p, k] + lam
+            inverse_D[p, k] = 1.0 / (L_diagonal[p] + weight)
+            inverse_sum += inverse_D[p, k]
+        coupling[p] = lam / (1.0 + lam * inverse_sum)
+        for k in range(K):
+            r[p, k] = rhs[p, k] - Ax[p, k]
+            b_norm2 += rhs[p, k] * rhs[p, k]
+            r_norm2 += r[p, k] * r[p, k]
+        if preconditioned:
+            rho += _block_jacobi_pixel(r, inverse_D, coupling, p, z)
+    return b_norm2, r_norm2, rho if preconditioned else r_norm2
+
+
+@njit(cache=True)
+def _block_jacobi_pixel(r, inverse_D, coupling, p, z):
+    """z_p = B_p⁻¹ r_p (Sherman–Morrison, see :func:`_irls_system`); returns r_p · z_p."""
+    K = r.shape[1]
+    s = 0.0
+    for k in range(K):
+        s += r[p, k] * inverse_D[p, k]
+    c = coupling[p] * s
+    rz = 0.0
+    for k in range(K):
+        z[p, k] = (r[p, k] - c) * inverse_D[p, k]
+        rz += r[p, k] * z[p, k]
+    return rz
 
 
 @njit(cache=True, parallel=True)
-def _block_jacobi(R, inverse_D, coupling, out):
-    """out_p = (diag(D_p) + δ 1 1ᵀ)⁻¹ r_p for every pixel p (Sherman–Morrison)."""
-    K = R.shape[1]
-    for p in prange(R.shape[0]):
-        s = 0.0
+def _cg_update(step, x, p, r, q, x_next, inverse_D, coupling, z, preconditioned):
+    """x_next = x + step p, r −= step q, z = M⁻¹ r; returns ‖r‖² and r·z."""
+    K = x.shape[1]
+    r_norm2 = rho = 0.0
+    for i in prange(x.shape[0]):
         for k in range(K):
-            s += R[p, k] * inverse_D[p, k]
-        c = coupling[p] * s
+            x_next[i, k] = x[i, k] + step * p[i, k]
+            r[i, k] -= step * q[i, k]
+            r_norm2 += r[i, k] * r[i, k]
+        if preconditioned:
+            rho += _block_jacobi_pixel(r, inverse_D, coupling, i, z)
+    return r_norm2, rho if preconditioned else r_norm2
+
+
+@njit(cache=True, parallel=True)
+def _cg_direction(z, beta, p):
+    """p = z + β p."""
+    K = z.shape[1]
+    for i in prange(z.shape[0]):
         for k in range(K):
-            out[p, k] = (R[p, k] - c) * inverse_D[p, k]
+            p[i, k] = z[i, k] + beta * p[i, k]
+
+
+@njit(cache=True, parallel=True)
+def _squared_distance(a, b):
+    """‖a − b‖²."""
+    K = a.shape[1]
+    total = 0.0
+    for i in prange(a.shape[0]):
+        for k in range(K):
+            total += (a[i, k] - b[i, k]) ** 2
+    return total
 
 
 def relaxed_energy(alphas, L, gamma, target, sigma_s=1.0, sigma_f=1.0, lam=100.0, floor=0.01):
