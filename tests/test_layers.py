@@ -94,9 +94,29 @@ def test_composite_of_a_foreground():
 def test_save_writes_rgba_layers_when_colours_are_known(layers, tmp_path):
     layers.colors = np.full(layers.alphas.shape + (3,), 0.5)
     paths = layers.save(tmp_path)
-    assert [p.rsplit("/", 1)[1] for p in paths][-4:] == [f"layer-{k:02d}.png" for k in range(4)]
+    names = [p.rsplit("/", 1)[1] for p in paths]
+    assert names[-8:] == [f"{kind}-{k:02d}.png" for kind in ("layer", "overlay") for k in range(4)]
     import imageio.v3 as iio
 
-    saved = iio.imread(paths[-1])
+    saved = iio.imread(paths[-5])
     assert saved.shape == (10, 12, 4)
     np.testing.assert_allclose(saved[..., 3] / 255, layers.alphas[..., 3], atol=0.5 / 255 + 1e-9)
+
+
+def test_normal_blend_stack_composites_to_the_alpha_add_image(layers):
+    """Blending the overlay stack bottom-up with the normal blend gives Σ α_k u_k."""
+    rng = np.random.default_rng(3)
+    layers.colors = rng.random(layers.alphas.shape + (3,))
+    alphas = np.clip(layers.alphas, 0, 1)
+    alphas /= alphas.sum(axis=2, keepdims=True)
+    expected = (alphas[..., None] * layers.colors).sum(axis=2)
+    stack = layers.to_rgba(blend="normal")
+    out = np.zeros(expected.shape)
+    for k in range(layers.n_layers):
+        a = stack[:, :, k, 3:]
+        out = a * stack[:, :, k, :3] + (1 - a) * out
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+    with pytest.raises(ValueError, match="blend"):
+        layers.to_rgba(blend="multiply")
+    with pytest.raises(ValueError, match="whole stack"):
+        layers.to_rgba(0, blend="normal")

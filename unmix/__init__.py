@@ -10,6 +10,9 @@ exactly and fast, stage by stage:
   constrained and relaxed sparsification, grouping), and
   :func:`semantic_soft_segments`, the whole method in one call;
 - :mod:`unmix.features`: the per-pixel features it accepts;
+- :mod:`unmix.color`: soft colour segmentation (Aksoy et al. 2017), layers
+  of homogeneous colour that add up to the image
+  (:func:`soft_color_segments`);
 - :mod:`unmix.matting`: natural matting with a trimap
   (:func:`closed_form_matting`), layer colours for compositing
   (:func:`estimate_layer_colors`), trimaps from mattes and soft segments;
@@ -28,8 +31,8 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("features", "filters", "graph", "image", "layers", "linalg", "matting", "metrics",
-               "spectral")
+_SUBMODULES = ("color", "features", "filters", "graph", "image", "layers", "linalg", "matting",
+               "metrics", "spectral")
 
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {
@@ -43,6 +46,7 @@ _EXPORTS = {
     "estimate_layer_colors": "matting",
     "read_image": "image",
     "semantic_soft_segments": "spectral",
+    "soft_color_segments": "color",
     "write_image": "image",
 }
 

@@ -123,7 +123,7 @@ class Layers:
             raise ValueError(f"layers must name layers among the {self.n_layers}, got {layers!r}")
         return index
 
-    def to_rgba(self, layers=None, image=None):
+    def to_rgba(self, layers=None, image=None, blend="add"):
         """The layers as RGBA images: their colours, with their alphas as opacity.
 
         Parameters
@@ -135,6 +135,12 @@ class Layers:
         image : array_like, shape (H, W, 3), optional
             Needed when the colours are not known yet: they are then estimated
             from it first (:meth:`estimate_colors`) and stored.
+        blend : {"add", "normal"}, optional
+            ``"add"``: the alphas themselves (the layers add up to the image,
+            c = Σ α_k u_k). ``"normal"``: the opacities of the equivalent
+            normal-blend stack of layer-based editors, layer 0 at the bottom
+            (:func:`unmix.color.overlay.to_overlay`; all layers only; the
+            alphas are clipped to [0, 1] and renormalised to sum to one first).
 
         Returns
         -------
@@ -142,12 +148,22 @@ class Layers:
             Straight (not premultiplied) colour and alpha clipped to [0, 1],
             ready for :func:`unmix.image.write_image` and :func:`composite`.
         """
+        if blend not in ("add", "normal"):
+            raise ValueError(f"blend must be 'add' or 'normal', got {blend!r}")
         if self.colors is None:
             if image is None:
                 raise ValueError("these layers have no colours yet: pass the image to "
                                  "to_rgba(image=...) or call estimate_colors(image) first")
             self.estimate_colors(image)
         alphas = np.clip(self.alphas, 0.0, 1.0)
+        if blend == "normal":
+            from .color.overlay import to_overlay
+
+            if layers is not None:
+                raise ValueError("blend='normal' exports the whole stack: leave layers=None")
+            total = alphas.sum(axis=2, keepdims=True)
+            opacities = to_overlay(alphas / np.where(total > 0, total, 1.0))
+            return np.concatenate([self.colors, opacities[:, :, :, None]], axis=3)
         if layers is None:
             return np.concatenate([self.colors, alphas[:, :, :, None]], axis=3)
         index = self._selection(layers)
@@ -173,7 +189,10 @@ class Layers:
 
         Files: ``<prefix>-00.png`` … (values clipped to [0, 1]),
         ``segments.png``, and, when the colours are known, one RGBA PNG per
-        layer, ``layer-00.png`` …. Returns the list of paths written.
+        layer, ``layer-00.png`` … (alpha-add: they add up to the image), and
+        the same layers as a normal-blend stack for layer-based editors,
+        ``overlay-00.png`` (the bottom layer) …. Returns the list of paths
+        written.
         """
         os.makedirs(directory, exist_ok=True)
         paths = []
@@ -185,11 +204,12 @@ class Layers:
         write_image(path, self.visualize())
         paths.append(path)
         if self.colors is not None:
-            rgba = self.to_rgba()
-            for k in range(self.n_layers):
-                path = os.path.join(directory, f"layer-{k:02d}.png")
-                write_image(path, rgba[:, :, k])
-                paths.append(path)
+            for name, blend in (("layer", "add"), ("overlay", "normal")):
+                rgba = self.to_rgba(blend=blend)
+                for k in range(self.n_layers):
+                    path = os.path.join(directory, f"{name}-{k:02d}.png")
+                    write_image(path, rgba[:, :, k])
+                    paths.append(path)
         return paths
 
 

@@ -18,13 +18,33 @@ as the Deep Image Matting (DIM) evaluation code does (Ning Xu's MATLAB
 
 Computed in float64; the reference's single-precision sums agree to about
 1e-5 relative. :func:`matting_errors` returns all four at once.
+
+Soft colour segmentation metrics
+--------------------------------
+Blind scores of any :class:`~unmix.Layers` with colours (``spec/color.md``
+§8), defined in :mod:`unmix.color.metrics`: :func:`reconstruction_mse`,
+:func:`alpha_sum_error`, :func:`box_violation`, :func:`sparsity`,
+:func:`color_variance`, :func:`alpha_tv`, and :func:`soft_color_metrics`
+for all of them at once.
 """
 
 import math
 
 import numpy as np
 
-__all__ = ["connectivity_error", "gradient_error", "matting_errors", "mse", "sad"]
+from .color.metrics import (
+    alpha_sum_error,
+    alpha_tv,
+    box_violation,
+    color_variance,
+    reconstruction_mse,
+    soft_color_metrics,
+    sparsity,
+)
+
+__all__ = ["alpha_sum_error", "alpha_tv", "box_violation", "color_variance", "connectivity_error",
+           "gradient_error", "matting_errors", "mse", "reconstruction_mse", "sad",
+           "soft_color_metrics", "sparsity"]
 
 # ----------------------------------------------------------------------------- matting
 

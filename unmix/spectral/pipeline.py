@@ -1,12 +1,11 @@
 """``semantic_soft_segments``: the whole method, composed from its stages."""
 
-import logging
-import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .._checks import positive_fields
+from .._stages import Stages
 from ..features import feature_image
 from ..filters import guided_filter
 from ..graph import GraphParams, sss_laplacian, superpixels
@@ -18,8 +17,6 @@ from .grouping import group_segments
 from .relaxed import relaxed_sparsification
 
 __all__ = ["SemanticSoftSegmentationParams", "semantic_soft_segments"]
-
-log = logging.getLogger("unmix")
 
 
 @dataclass(frozen=True)
@@ -165,35 +162,34 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         )
     factor = np.sqrt(height * width / params.fast_pixels)
     reduced = mode == "fast" and factor > 1
-    stages = _Stages(progress, total=13 if reduced else 8)
-    F = stages.run("features", feature_image, features, image, params.feature_clamp,
-                   params.feature_window, params.feature_eps)
-    if reduced:
-        small = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
-        image_small, F_small = stages.run(
-            "reduce", lambda: (resize_image(image, small), resize_image(F, small)))
-        # The superpixels keep their size in pixels, so their count follows the image area.
-        n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
-        params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
-        spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
-                                      random_state, stages, kmeans_features=F)
-        relaxed_small = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"],
-                                   spectral["laplacian"], image_small, params, params.relaxed_iters)
-        upsampled = stages.run("upsample", _upsample_segments, relaxed_small, image,
-                               params.fast_upsample_eps)
-        sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
-                        params.graph.superpixel_compactness)
-        L = stages.run("Laplacian (full)", sss_laplacian, image, F, sp, params.graph)
-        alphas = stages.run("relaxed sparsification (full)", _relaxed, upsampled, L, image, params,
-                            params.fast_relaxed_iters)
-        spectral["relaxed_reduced"] = relaxed_small
-        spectral["upsampled_segments"] = upsampled
-    else:
-        spectral = _spectral_segments(image, F, n_segments, params, random_state, stages)
-        L, sp = spectral["laplacian"], spectral["superpixels"]
-        alphas = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"], L,
-                            image, params, params.relaxed_iters)
-    stages.close()
+    with Stages("semantic soft segmentation", 13 if reduced else 8, progress) as stages:
+        F = stages.run("features", feature_image, features, image, params.feature_clamp,
+                       params.feature_window, params.feature_eps)
+        if reduced:
+            small = (max(int(round(height / factor)), 8), max(int(round(width / factor)), 8))
+            image_small, F_small = stages.run(
+                "reduce", lambda: (resize_image(image, small), resize_image(F, small)))
+            # The superpixels keep their size in pixels, so their count follows the image area.
+            n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
+            params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
+            spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
+                                          random_state, stages, kmeans_features=F)
+            relaxed_small = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"],
+                                       spectral["laplacian"], image_small, params, params.relaxed_iters)
+            upsampled = stages.run("upsample", _upsample_segments, relaxed_small, image,
+                                   params.fast_upsample_eps)
+            sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
+                            params.graph.superpixel_compactness)
+            L = stages.run("Laplacian (full)", sss_laplacian, image, F, sp, params.graph)
+            alphas = stages.run("relaxed sparsification (full)", _relaxed, upsampled, L, image, params,
+                                params.fast_relaxed_iters)
+            spectral["relaxed_reduced"] = relaxed_small
+            spectral["upsampled_segments"] = upsampled
+        else:
+            spectral = _spectral_segments(image, F, n_segments, params, random_state, stages)
+            L, sp = spectral["laplacian"], spectral["superpixels"]
+            alphas = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"], L,
+                                image, params, params.relaxed_iters)
     intermediates = {"timings": stages.timings}
     if keep_intermediates:
         intermediates.update(spectral, features=F, full_superpixels=sp, full_laplacian=L)
@@ -249,30 +245,3 @@ def _upsample_segments(segments, image, eps):
     up = resize(segments, (height, width, segments.shape[2]), order=1)
     window = 2 * int(np.ceil(factor)) + 1
     return guided_filter(up, image, window, eps)
-
-
-class _Stages:
-    """Runs named stages, timing and logging each, with an optional progress bar."""
-
-    def __init__(self, progress, total):
-        self.timings = {}
-        self.bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, desc="semantic soft segmentation", unit="stage")
-
-    def run(self, name, function, *args, **kwargs):
-        if self.bar is not None:
-            self.bar.set_postfix_str(name)
-        start = time.perf_counter()
-        result = function(*args, **kwargs)
-        self.timings[name] = time.perf_counter() - start
-        log.info("%s: %.2f s", name, self.timings[name])
-        if self.bar is not None:
-            self.bar.update(1)
-        return result
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()

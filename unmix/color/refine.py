@@ -1,0 +1,110 @@
+"""Matte regularisation and colour refinement (spec ``color.md`` §6–7).
+
+Per-pixel unmixing leaves alphas that are noisy where neighbouring pixels
+chose different layers. The paper smooths each alpha with a guided filter
+(He et al.) guided by the image, which keeps the transitions on the image's
+edges, clips and renormalises (§6); then it re-solves the colours with the
+alphas fixed, so the layers again add up to the image (§7).
+"""
+
+import logging
+
+import numpy as np
+
+from ..filters import guided_filter
+from ..image import as_float_image
+from .unmixing import closed_form_colors, sparse_color_unmixing
+
+__all__ = ["matte_radius", "refine_colors", "regularize_alphas"]
+
+log = logging.getLogger("unmix")
+
+
+def matte_radius(shape):
+    """The guided filter's radius for an image of ``shape``: r = 60 at 1 MP (spec §6).
+
+    ``max(1, round(60 · min(H, W) / 1000))``: Koyama's and unblending's
+    scaling of the paper's r = 60 for a 1-megapixel image, with ``unmix``'s
+    rounding.
+    """
+    return max(1, int(round(60 * min(shape[:2]) / 1000)))
+
+
+def regularize_alphas(image, alphas, radius=None, eps=1e-4, return_fallback=False):
+    """Guided-filter each alpha with the image as colour guide, clip, renormalise (§6).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W, 3)
+        The guide.
+    alphas : array_like, shape (H, W, K)
+        The unmixing's alphas.
+    radius : int, optional
+        Window radius r (windows (2r + 1)², replicate borders, divided by
+        (2r + 1)² as Koyama's box filter); :func:`matte_radius` by default.
+    eps : float, optional
+        ε of the guided filter (1e-4, the paper's).
+    return_fallback : bool, optional
+        Also return the number of pixels whose filtered alphas were all
+        clipped to 0 and which therefore keep their unfiltered alphas.
+
+    Returns
+    -------
+    alphas : ndarray, shape (H, W, K)
+        In [0, 1], summing to one at every pixel.
+    n_fallback : int, only with ``return_fallback``
+    """
+    image = as_float_image(image)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 3 or alphas.shape[:2] != image.shape[:2]:
+        raise ValueError(f"alphas must have shape (H, W, K) with (H, W) = {image.shape[:2]}, "
+                         f"got {alphas.shape}")
+    radius = matte_radius(image.shape) if radius is None else radius
+    if not (isinstance(radius, (int, np.integer)) and radius >= 1):
+        raise ValueError(f"radius must be a positive integer, got {radius!r}")
+    filtered = np.clip(guided_filter(alphas, image, 2 * radius + 1, eps), 0.0, 1.0)
+    sums = filtered.sum(axis=2, keepdims=True)
+    empty = sums[:, :, 0] <= 0
+    n_fallback = int(np.count_nonzero(empty))
+    if n_fallback:
+        # unmix's own fallback (spec §6): nothing survived the clip here.
+        log.info("matte regularisation: %d pixels keep their unfiltered alphas", n_fallback)
+        filtered[empty] = np.clip(alphas[empty], 0.0, 1.0)
+        sums = filtered.sum(axis=2, keepdims=True)
+    filtered /= sums
+    return (filtered, n_fallback) if return_fallback else filtered
+
+
+def refine_colors(image, models, alphas, method="fast", initial_colors=None):
+    """Layer colours for fixed, regularised alphas (§7).
+
+    Parameters
+    ----------
+    image : array_like, shape (H, W, 3)
+    models : ColorModels
+    alphas : array_like, shape (H, W, K)
+        The regularised alphas α̂ (non-negative, summing to one).
+    method : {"fast", "mom"}, optional
+        ``"fast"``: the closed form of §5.1 with α = α̂, brought into
+        [0, 1] by :func:`~unmix.color.unmixing.closed_form_colors` (exact
+        when no colour leaves the box). ``"mom"``: the method of
+        multipliers on the colours with the alphas frozen at α̂ and no
+        sparsity term, started from ``initial_colors`` (see
+        :func:`~unmix.color.unmixing.sparse_color_unmixing`'s
+        ``target_alphas`` for why not the paper's Σ_i (α_i − α̂_i)² = 0).
+    initial_colors : array_like, shape (H, W, K, 3), optional
+        The first solve's colours (``"mom"``).
+
+    Returns
+    -------
+    alphas : ndarray, shape (H, W, K)
+        α̂ itself.
+    colors : ndarray, shape (H, W, K, 3)
+    """
+    image = as_float_image(image)
+    if method == "fast":
+        return np.asarray(alphas, dtype=np.float64), closed_form_colors(image, models, alphas)
+    if method == "mom":
+        return sparse_color_unmixing(image, models, method="mom", target_alphas=alphas,
+                                     initial_colors=initial_colors)
+    raise ValueError(f"method must be 'fast' or 'mom', got {method!r}")
