@@ -18,6 +18,9 @@ exactly and fast, stage by stage:
   (:func:`estimate_layer_colors`), trimaps from mattes and soft segments;
 - :mod:`unmix.metrics`: the matting errors of the Deep Image Matting
   evaluation code (SAD, MSE, Gradient, Connectivity);
+- :mod:`unmix.nets`: PyTorch plug-ins, with the ``torch`` extra: Fast
+  Soft Color Segmentation with the authors' weights, feature extractors
+  for :func:`semantic_soft_segments`, matting networks;
 - :mod:`unmix.linalg`: the solvers underneath (PCG, multifrontal
   factorisation, block Krylov–Schur);
 - :mod:`unmix.image`: input validation and image files;
@@ -32,7 +35,7 @@ import importlib
 __version__ = "0.1.0.dev0"
 
 _SUBMODULES = ("color", "features", "filters", "graph", "image", "layers", "linalg", "matting",
-               "metrics", "spectral")
+               "metrics", "nets", "spectral")
 
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {

@@ -1,5 +1,7 @@
 """What semantic soft segmentation accepts as features (spec ``sss.md`` §2)."""
 
+import sys
+
 import numpy as np
 
 from .._checks import feature_array
@@ -7,6 +9,15 @@ from .handcrafted import handcrafted_features
 from .preprocess import preprocess_features
 
 __all__ = ["feature_image"]
+
+
+def _is_torch_module(obj):
+    """Whether ``obj`` is a ``torch.nn.Module``, without importing torch.
+
+    An object can only be a module if torch is already imported.
+    """
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
@@ -21,7 +32,10 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
         - an (H, W, D) array with D > 3: a raw embedding, preprocessed as the
           released code does (:func:`preprocess_features`);
         - a callable: called as ``features(image)`` on the float image; its
-          (H, W, D) output is then treated as above.
+          (H, W, D) output is then treated as above;
+        - a ``torch.nn.Module`` mapping a (1, 3, H, W) tensor in [0, 1] to
+          (1, D, h, w): run through :class:`unmix.nets.TorchFeatureExtractor`
+          (wrap it yourself for another normalisation, device or padding).
     image : ndarray, shape (H, W, 3), float64 in [0, 1]
     clamp, window, eps : optional
         Parameters of :func:`preprocess_features` for raw embeddings.
@@ -32,6 +46,10 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     """
     if features is None:
         return handcrafted_features(image)
+    if _is_torch_module(features):
+        from ..nets.extractor import TorchFeatureExtractor
+
+        features = TorchFeatureExtractor(features)
     if callable(features):
         features = features(image)
         name = "the output of the features callable"

@@ -106,12 +106,14 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     image : array_like, shape (H, W, 3)
         The image (uint8, uint16 or floats in [0, 1]; see
         :func:`unmix.image.as_float_image`).
-    features : None, array_like (H, W, D) or callable, optional
+    features : None, array_like (H, W, D), callable or torch.nn.Module, optional
         Per-pixel semantic features. ``None`` uses the handcrafted default
         (:func:`unmix.features.handcrafted_features`); an (H, W, 3) array in
         [0, 1] is used as is; an (H, W, D > 3) raw embedding is preprocessed
         as the released code does (:func:`unmix.features.preprocess_features`);
-        a callable ``image -> (H, W, D)`` is called on the float image.
+        a callable ``image -> (H, W, D)`` is called on the float image; a
+        ``torch.nn.Module`` (1, 3, H, W) → (1, D, h, w) runs through
+        :class:`unmix.nets.TorchFeatureExtractor`.
     n_segments : int, optional
         Number of output layers (5).
     params : SemanticSoftSegmentationParams, optional
