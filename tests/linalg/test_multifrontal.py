@@ -53,6 +53,9 @@ def test_solves_match_spsolve(sss, shift, root_method):
         assert relres(A, X, B) < 1e-10
         np.testing.assert_allclose(X[:, 0], F.solve(B[:, 0]), rtol=0,
                                    atol=1e-9 * np.abs(X[:, 0]).max())
+        # In the elimination order (as an iterative method runs), from a Fortran block.
+        Xp = F.solve(np.asfortranarray(B[tree.perm]), permuted=True)
+        np.testing.assert_allclose(Xp, X[tree.perm], rtol=0, atol=1e-12 * np.abs(X).max())
     assert F.nnz > 0 and F.nbytes > 0
 
 
@@ -87,3 +90,39 @@ def test_bad_inputs(sss):
     F = factorize((L + sp.identity(L.shape[0])).tocsr(), tree)
     with pytest.raises(ValueError, match="b must have shape"):
         F.solve(np.ones(3))
+
+
+@pytest.mark.parametrize("blobs", [
+    # Two pieces far from each other: parts of the dissection touch no ancestor.
+    [(slice(2, 8), slice(2, 8)), (slice(20, 27), slice(30, 38))],
+    # A ring around the centre: the top separator strip cuts it in two places only.
+    [(slice(5, 25), slice(5, 8)), (slice(5, 25), slice(32, 35)),
+     (slice(5, 8), slice(5, 35)), (slice(22, 25), slice(5, 35))],
+])
+def test_masked_grid_with_disconnected_pieces(blobs):
+    """Fronts whose boundary is empty, and an empty root, factor and solve exactly."""
+    H, W = 30, 40
+    mask = np.zeros((H, W), dtype=bool)
+    for rows, cols in blobs:
+        mask[rows, cols] = True
+    n = int(mask.sum())
+    # A 5×5-stencil SPD matrix on the masked pixels (grid Laplacian + identity).
+    ys, xs = np.nonzero(mask)
+    index = -np.ones((H, W), dtype=np.int64)
+    index[ys, xs] = np.arange(n)
+    rows, cols = [], []
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            y, x = ys + dy, xs + dx
+            ok = (y >= 0) & (y < H) & (x >= 0) & (x < W)
+            j = index[y[ok].clip(0, H - 1), x[ok].clip(0, W - 1)]
+            keep = j >= 0
+            rows.append(np.arange(n)[ok][keep])
+            cols.append(j[keep])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    W_ = sp.csr_matrix((np.full(rows.size, 0.1), (rows, cols)), shape=(n, n))
+    A = (sp.diags(np.asarray(W_.sum(axis=1)).ravel() + 1.0) - W_).tocsr()
+    tree = grid_nested_dissection((H, W), radius=2, pixels=mask, leaf_size=16)
+    b = np.random.default_rng(0).normal(size=n)
+    np.testing.assert_allclose(factorize(A, tree).solve(b), spsolve(A.tocsc(), b),
+                               rtol=1e-10, atol=1e-12)

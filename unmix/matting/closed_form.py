@@ -31,8 +31,6 @@ Implementation
   thin band it stays sparse: 85, 110 and 170 factor entries per unknown
   pixel at 0.3, 1.2 and 3.1 megapixels (measured, ``bench_matting.py``
   composites), against 25 per row of L_UU.
-- The factorisation sees L_UU bordered by one zero-coupled extra variable
-  (``_bordered``), which keeps every front connected to the root.
 - Should the factorisation still fail (a numerically singular L_UU, e.g. an
   extreme ``eps``), L_UU + δI is factored instead, with δ a tiny fraction of
   the largest diagonal entry, and PCG iterates on the exact L_UU.
@@ -49,7 +47,7 @@ from numba import njit
 from .._checks import positive
 from ..graph.matting import matting_laplacian
 from ..image import as_float_image
-from ..linalg import SeparatorTree, factorize, grid_nested_dissection, pcg
+from ..linalg import factorize, grid_nested_dissection, pcg
 from ..linalg.multifrontal import _single_threaded_blas
 from .trimap import _trimap_values, split_trimap
 
@@ -128,35 +126,6 @@ def _split_known(indptr, indices, data, unknown_of, alpha_known):
     return out_ptr, out_idx, out_data, rhs
 
 
-def _bordered(A, tree):
-    """A and its tree with one extra *hub* variable in the root, tied by explicit
-    zeros to the first variable of every other node.
-
-    On a masked grid the nested dissection can leave a subtree with no matrix
-    entry to its ancestors (a piece of the unknown band that misses its
-    parent's separator), and the root strip can be empty; the multifrontal
-    factorisation expects every front below the root to pass an update to its
-    parent. The hub gives each front a one-row boundary and the root a
-    variable. Its equation is x_hub = 0 and its couplings are zero, so the
-    factor of the bordered matrix solves A's systems exactly.
-    """
-    n = A.shape[0]
-    sizes = np.diff(tree.node_ptr)[:-1]
-    firsts = np.sort(tree.perm[tree.node_ptr[:-2][sizes > 0]])
-    # Only the hub's row is needed: factorize reads the lower triangle, and the
-    # hub comes last in the elimination order.
-    indptr = np.append(A.indptr, A.nnz + firsts.size + 1)
-    indices = np.concatenate([A.indices, firsts, [n]])
-    data = np.concatenate([A.data, np.zeros(firsts.size), [1.0]])
-    bordered = scipy.sparse.csr_matrix((data, indices, indptr), shape=(n + 1, n + 1))
-    node_ptr = tree.node_ptr.copy()
-    node_ptr[-1] = n + 1
-    hub_tree = SeparatorTree(perm=np.append(tree.perm, n), node_ptr=node_ptr,
-                             parent=tree.parent, radius=tree.radius,
-                             long_range=tree.long_range)
-    return bordered, hub_tree
-
-
 def _factor(A, tree, info):
     """The preconditioner ``r -> (A + δI)⁻¹ r`` by a multifrontal Cholesky factor.
 
@@ -171,7 +140,7 @@ def _factor(A, tree, info):
         if shift:
             shifted = A + scipy.sparse.identity(n, format="csr") * (shift * A.diagonal().max())
         try:
-            factor = factorize(*_bordered(shifted, tree))
+            factor = factorize(shifted, tree)
             break
         except np.linalg.LinAlgError as exc:  # NotPositiveDefiniteError included
             log.info("closed-form matting: L_UU factorisation failed with shift %g (%s)",
@@ -181,13 +150,7 @@ def _factor(A, tree, info):
             f"the reduced matting system L_UU could not be factored even with a diagonal "
             f"shift of {_SHIFTS[-1]:g}·max(diag); the image or eps makes it numerically singular")
     info.shift, info.factor_nnz = shift, int(factor.nnz)
-    padded = np.zeros(n + 1)  # the hub's entry stays 0
-
-    def solve(r):
-        padded[:n] = r
-        return factor.solve(padded)[:n]
-
-    return solve
+    return factor.solve
 
 
 def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,

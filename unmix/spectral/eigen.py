@@ -18,11 +18,14 @@ Methods
     gives ~60 M non-zeros per triangle where SuperLU's own COLAMD ordering takes minutes.
     With that (multifrontal) factor the Lanczos iteration is our thick-restart *block*
     Krylov–Schur (:mod:`unmix.linalg.krylov_schur`, blocks of 8 columns): a solve with
-    8 right-hand sides costs ~0.4× eight single solves per column, and the full
-    reorthogonalisation runs as BLAS-3 on the basis instead of ARPACK's BLAS-2, so the
-    480×640 eigensolve takes about half ARPACK's time for the same eigenvalues (to
-    ~1e-14 relative).  It converges on the residual of L itself, ‖Lv − λv‖, evaluated
-    exactly and cheaply from the Krylov relation.  ARPACK remains for the SuperLU path
+    8 right-hand sides costs ~0.2× eight single solves per column, and the
+    reorthogonalisation runs as BLAS-3 on the basis instead of ARPACK's BLAS-2.  The
+    iteration runs in the factor's elimination order, so a solve permutes nothing.  It
+    converges on the residual of L itself, ‖Lv − λv‖, evaluated exactly from the Krylov
+    relation for one sparse product with the residual block, which is skipped until a
+    cheap bound says convergence is near.  At 240×320 (coffee, k = 100) it needs 312
+    column solves; the time splits into factorisation ~20 %, solves ~45 %,
+    orthogonalisation and restarts ~25 %.  ARPACK remains for the SuperLU path
     (``eigensolver="arpack"`` selects it explicitly).
 ``"lobpcg"``
     Block LOBPCG (:func:`scipy.sparse.linalg.lobpcg`) preconditioned by a pyamg
@@ -56,9 +59,10 @@ _METHODS = ("auto", "shift-invert", "lobpcg", "dense")
 _DENSE_MAX_N = 2000
 # Block Krylov–Schur (shift-invert with the multifrontal factor): columns per block solve
 # and spare basis columns beyond 2(k + 2) (ncv = 244 for k = 100: a 0.6 GB basis at
-# 480×640).  Measured at 480×640, k = 100, 2 loaded cores: b = 8 needs ~330 column solves
-# in 41-46 s; b = 16 ~435 in 44-51 s (cheaper orthogonalisation per column, more
-# columns); b = 4 and 2 pay more per column for both solves and orthogonalisation.
+# 480×640).  Measured at 240×320, k = 100, loaded 2-core machine: b = 8 needs 312
+# column solves, b = 16 400 and b = 12 360, all within the noise of one another in
+# time (ncv 244-352 likewise); b = 8 needs the least memory.  At 480×640 (older
+# kernels): b = 8 ~330 solves, b = 16 ~435; b = 4 and 2 pay more per column.
 _KS_BLOCK = 8
 _KS_NCV_EXTRA = 40
 
@@ -133,9 +137,9 @@ def eigen_residuals(L, eigvals, eigvecs):
 
 
 # ------------------------------------------------------------------------ factorisation
-def _factorize_shifted(L, sigma, shape):
-    """Factor ``L − σI``; return ``(solve, multifrontal)``: a function solving it for a
-    vector or a block of vectors, and whether it is the multifrontal factor.
+def _factorize_shifted(A, shape):
+    """Factor ``A = L − σI``; return ``(solve, factor)``: a function solving it for a
+    vector or a block of vectors, and the :class:`MultifrontalFactor` (None for SuperLU).
 
     With the pixel grid known, a multifrontal factorisation on a grid nested dissection
     (:mod:`unmix.linalg.ordering`, :mod:`unmix.linalg.multifrontal`): the long-range
@@ -145,24 +149,21 @@ def _factorize_shifted(L, sigma, shape):
     Otherwise, or if that structure is missing (no stencil radius, or a non-root block
     that is not positive definite), SuperLU with a minimum-degree ordering.
     """
-    import scipy.sparse as sp
     import scipy.sparse.linalg as sla
 
-    n = L.shape[0]
-    A = (L - sigma * sp.identity(n, format="csr")).tocsr()
     if shape is not None:
         from ..linalg.multifrontal import NotPositiveDefiniteError, factorize
         from ..linalg.ordering import grid_nested_dissection
 
         try:
-            tree = grid_nested_dissection(shape, L)
+            tree = grid_nested_dissection(shape, A)
             factor = factorize(A, tree)
         except (ValueError, NotPositiveDefiniteError) as exc:
             log.info("smallest_eigenpairs: grid factorisation unavailable (%s); using SuperLU",
                      exc)
         else:
             log.info("smallest_eigenpairs: %r", factor)
-            return factor.solve, True
+            return factor.solve, factor
     # SymmetricMode + a small diagonal-pivot threshold keep SuperLU on the diagonal (no
     # extra fill) unless a pivot is really tiny.
     lu = sla.splu(A.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.01,
@@ -170,7 +171,7 @@ def _factorize_shifted(L, sigma, shape):
 
     def solve(b):
         return lu.solve(np.asfortranarray(b))
-    return solve, False
+    return solve, None
 
 
 # ----------------------------------------------------------------------------- methods
@@ -207,53 +208,76 @@ def _solve_shift_invert(L, k, tol, rng, maxiter, shape=None, sigma=-1e-6, ncv=No
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(
             block_size, numbers.Integral) or block_size < 1):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    solve, multifrontal = _factorize_shifted(L, sigma, shape)
+    import scipy.sparse as sp
+
+    A = (L - sigma * sp.identity(n, format="csr")).tocsr()
+    solve, factor = _factorize_shifted(A, shape)
     # Two spare pairs so that the final choice by |λ| (not by |λ − σ|) is exact.
     kk = min(k + 2, n - 1)
     if eigensolver == "auto":
         # The block method needs cheap multi-column solves: the multifrontal factor's
-        # block sweeps cost 0.4-0.5× a single solve per column; SuperLU's do not.
-        eigensolver = "krylov-schur" if multifrontal else "arpack"
+        # block sweeps cost ~0.2× a single solve per column (8 columns); SuperLU's do
+        # not.
+        eigensolver = "krylov-schur" if factor is not None else "arpack"
     if eigensolver == "krylov-schur":
         b = _KS_BLOCK if block_size is None else block_size
         if kk + 2 * b <= n:
-            return _shift_invert_krylov_schur(L, k, kk, tol, rng, maxiter, solve, sigma,
-                                              ncv, b)
+            return _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor,
+                                              sigma, ncv, b)
         # Too small for blocks of b (tiny test matrices): ARPACK.
     return _shift_invert_arpack(L, k, kk, tol, rng, maxiter, solve, sigma, ncv)
 
 
-def _shift_invert_krylov_schur(L, k, kk, tol, rng, maxiter, solve, sigma, ncv, b):
-    import scipy.sparse as sp
-
+def _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor, sigma, ncv,
+                               b):
     from ..linalg.krylov_schur import block_krylov_schur
 
-    n = L.shape[0]
-    A = (L - sigma * sp.identity(n, format="csr")).tocsr()
+    n = A.shape[0]
+    if factor is not None:
+        # Iterate in the factor's elimination order (no permutation per solve); only the
+        # residual products and the final vectors go back to the original order.
+        iperm = factor.tree.inverse_perm()
+
+        def solve(X):
+            return factor.solve(X, permuted=True)
+    else:
+        iperm = slice(None)
 
     def key(theta):
         # Rank Ritz values θ of (L − σI)⁻¹ by the |λ| = |σ + 1/θ| they stand for.
         with np.errstate(divide="ignore"):
             return np.abs(sigma + 1.0 / theta)
 
+    ks_tol = 0.1 * tol
+    norm_AVp = []
+
     def residual(theta, Vp, S):
         # T x − θx = Vp s  ⇒  L x − λ x = −(L − σI) Vp s / θ: the residual of the
-        # original problem for the price of one sparse product with b columns.
-        P = A @ Vp
+        # original problem for the price of one sparse product with b columns.  That
+        # product is skipped while the bound ‖A Vp‖₂ ‖s‖ / |θ|, with the norm of the last
+        # block (it varies by < 2× from block to block), misses the tolerance by more
+        # than 4×: the returned estimates then keep the iteration going, and the
+        # iteration stops only on exact residuals.
+        base = np.linalg.norm(S, axis=0) / np.maximum(np.abs(theta), 1e-300)
+        if norm_AVp and base.max() * norm_AVp[-1] > 4.0 * ks_tol:
+            return base * norm_AVp[-1]
+        P = A @ Vp[iperm]
         G = P.T @ P
+        norm_AVp.append(np.sqrt(max(np.linalg.eigvalsh(G)[-1], 0.0)))
         r2 = np.einsum("iq,ij,jq->q", S, G, S)
         return np.sqrt(np.maximum(r2, 0.0)) / np.maximum(np.abs(theta), 1e-300)
 
     if ncv is None:
         ncv = min(n - b, kk + max(kk, 8 * b) + _KS_NCV_EXTRA)
     mu, V, info = block_krylov_schur(
-        solve, n, kk, block_size=b, ncv=ncv, tol=0.1 * tol,
+        solve, n, kk, block_size=b, ncv=ncv, tol=ks_tol,
         maxiter=maxiter if maxiter is not None else 100, random_state=rng, key=key,
         residual=residual, warn=False, return_info=True)
     log.info("smallest_eigenpairs: block Krylov–Schur b=%d ncv=%d: %d column solves, "
-             "%d restarts, %d/%d converged", b, ncv, info.n_applies, info.n_restarts,
-             info.n_converged, kk)
-    return _select_smallest_magnitude(sigma + 1.0 / mu, V, k)
+             "%d restarts, %d/%d converged, %d exact residual checks", b, ncv,
+             info.n_applies, info.n_restarts, info.n_converged, kk, len(norm_AVp))
+    vals, vecs = _select_smallest_magnitude(sigma + 1.0 / mu, V, k)
+    return vals, vecs[iperm]
 
 
 def _shift_invert_arpack(L, k, kk, tol, rng, maxiter, solve, sigma, ncv):
