@@ -8,6 +8,7 @@ from unmix.color import ColorModels, estimate_color_models
 from unmix.color.unmixing import (
     _LAGRANGIAN,
     _REDUCED,
+    _newton_direction,
     _objective,
     closed_form_colors,
     initial_solution,
@@ -144,3 +145,39 @@ def test_bad_inputs():
         sparse_color_unmixing(np.zeros((2, 3)), models.means)
     with pytest.raises(ValueError, match="non-negative"):
         closed_form_colors(np.zeros((1, 3)), models, np.zeros((1, 4)))
+
+
+@pytest.mark.parametrize("sigma", [0.01, 10.0])
+def test_newton_direction_on_a_face(sigma):
+    # The face {α_1 = 0}: the Newton system with the finite-difference Hessian,
+    # Σ z = 0 kept by eliminating the largest alpha (spec §5.2's G).
+    models = _models(seed=0, k=5)
+    rng = np.random.default_rng(0)
+    c = rng.uniform(0.2, 0.8, 3)
+    k = models.n_models
+    x = rng.dirichlet(np.ones(k))
+    x[1] = 0.0
+    x /= x.sum()
+    data = (c, models.means, models.covariances, np.empty((0, 3, 3)), sigma, np.empty(0), 0.0,
+            False, np.empty(0))
+
+    def gradient(a):
+        g = np.zeros(k)
+        _objective(_REDUCED, a.copy(), g, data)
+        return g
+
+    hessian = np.column_stack([(gradient(x + h) - gradient(x - h)) / 2e-6
+                               for h in 1e-6 * np.eye(k)])
+    free = np.flatnonzero(x > 0)
+    pivot = free[np.argmax(x[free])]
+    others = free[free != pivot]
+    basis = np.zeros((k, others.size))
+    basis[others, np.arange(others.size)] = 1.0
+    basis[pivot] = -1.0
+    reduced = basis.T @ hessian @ basis
+    z = np.zeros(k)
+    found = _newton_direction(x, gradient(x), data, z, np.empty((k, k + 10)))
+    assert found == bool(np.all(np.linalg.eigvalsh(reduced) > 0))
+    if found:
+        expected = basis @ np.linalg.solve(reduced, -basis.T @ gradient(x))
+        np.testing.assert_allclose(z, expected, rtol=1e-5, atol=1e-7 * np.abs(expected).max())

@@ -17,9 +17,12 @@ Two solvers, both vectorised over pixels with Numba:
   :func:`closed_form_colors`), and substituting them leaves a K-dimensional
   problem on the probability simplex, G(α) = rᵀ M⁻¹ r + σ (1/‖α‖² − 1),
   with M = Σ_j α_j Σ_j and r = c − Σ_j α_j μ_j (§5.2), minimised by
-  spectral projected gradient from the same initialisation. The colours
-  are then brought into the box (§5.3) without breaking the colour
-  constraint (see :func:`closed_form_colors`).
+  spectral projected gradient from the same initialisation, finished by
+  Newton steps on the face of the simplex it identifies (the K×K Hessian
+  of G is cheap in closed form; ``unmix``'s own accelerator, which keeps
+  the projected gradient's stopping test). The colours are then brought
+  into the box (§5.3) without breaking the colour constraint (see
+  :func:`closed_form_colors`).
 
 Both start from the paper's initialisation (§4.1): the model nearest to c
 takes the whole pixel.
@@ -75,44 +78,52 @@ def _alphas(alphas, n, k, name="alphas"):
 
 
 @njit(cache=True)
-def _solve_spd3(m00, m01, m02, m11, m12, m22, r0, r1, r2):
-    """Solve the symmetric positive definite 3×3 system M v = r by Cholesky."""
-    l00 = math.sqrt(m00)
-    l10 = m01 / l00
-    l20 = m02 / l00
-    l11 = math.sqrt(m11 - l10 * l10)
-    l21 = (m12 - l20 * l10) / l11
-    l22 = math.sqrt(m22 - l20 * l20 - l21 * l21)
-    z0 = r0 / l00
-    z1 = (r1 - l10 * z0) / l11
-    z2 = (r2 - l20 * z0 - l21 * z1) / l22
-    v2 = z2 / l22
-    v1 = (z1 - l21 * v2) / l11
-    v0 = (z0 - l10 * v1 - l20 * v2) / l00
-    return v0, v1, v2
+def _inverse3(m00, m01, m02, m11, m12, m22):
+    """The six entries of the inverse of a symmetric positive definite 3×3 matrix.
+
+    By the adjugate: one division and no square root, a shorter chain of
+    dependent operations than a Cholesky solve in the per-pixel inner loop.
+    """
+    a00 = m11 * m22 - m12 * m12
+    a01 = m02 * m12 - m01 * m22
+    a02 = m01 * m12 - m02 * m11
+    scale = 1.0 / (m00 * a00 + m01 * a01 + m02 * a02)
+    return (a00 * scale, a01 * scale, a02 * scale, (m00 * m22 - m02 * m02) * scale,
+            (m01 * m02 - m00 * m12) * scale, (m00 * m11 - m01 * m01) * scale)
+
+
+@njit(cache=True)
+def _apply3(inverse, r0, r1, r2):
+    """M⁻¹ r with M⁻¹ given by :func:`_inverse3`."""
+    i00, i01, i02, i11, i12, i22 = inverse
+    return (i00 * r0 + i01 * r1 + i02 * r2, i01 * r0 + i11 * r1 + i12 * r2,
+            i02 * r0 + i12 * r1 + i22 * r2)
 
 
 @njit(cache=True)
 def _multiplier(a, c, means, covs):
-    """v = M(α)⁻¹ r(α) of §5.1 (the colour constraint's multiplier, up to a factor)."""
+    """v = M(α)⁻¹ r(α) of §5.1 (the colour constraint's multiplier, up to a factor).
+
+    Returns M⁻¹ (:func:`_inverse3`), v and the reduced data term rᵀ M⁻¹ r.
+    """
     m00 = m01 = m02 = m11 = m12 = m22 = 0.0
     r0, r1, r2 = c[0], c[1], c[2]
     for k in range(a.shape[0]):
         ak = a[k]
         if ak == 0.0:
             continue
-        s = covs[k]
-        m00 += ak * s[0, 0]
-        m01 += ak * s[0, 1]
-        m02 += ak * s[0, 2]
-        m11 += ak * s[1, 1]
-        m12 += ak * s[1, 2]
-        m22 += ak * s[2, 2]
+        m00 += ak * covs[k, 0, 0]
+        m01 += ak * covs[k, 0, 1]
+        m02 += ak * covs[k, 0, 2]
+        m11 += ak * covs[k, 1, 1]
+        m12 += ak * covs[k, 1, 2]
+        m22 += ak * covs[k, 2, 2]
         r0 -= ak * means[k, 0]
         r1 -= ak * means[k, 1]
         r2 -= ak * means[k, 2]
-    v0, v1, v2 = _solve_spd3(m00, m01, m02, m11, m12, m22, r0, r1, r2)
-    return v0, v1, v2, r0 * v0 + r1 * v1 + r2 * v2
+    inverse = _inverse3(m00, m01, m02, m11, m12, m22)
+    v0, v1, v2 = _apply3(inverse, r0, r1, r2)
+    return inverse, v0, v1, v2, r0 * v0 + r1 * v1 + r2 * v2
 
 
 @njit(cache=True)
@@ -140,14 +151,13 @@ def _objective(kind, x, grad, data):
     c, means, covs, precisions, sigma, lam, rho, frozen, residual = data
     n_layers = means.shape[0]
     if kind == _REDUCED:
-        v0, v1, v2, value = _multiplier(x, c, means, covs)
+        _, v0, v1, v2, value = _multiplier(x, c, means, covs)
         for k in range(n_layers):
             s = covs[k]
             # ∂(rᵀM⁻¹r)/∂α_k = −2 μ_kᵀ v − vᵀ Σ_k v   (∂r/∂α_k = −μ_k, ∂M/∂α_k = Σ_k)
-            grad[k] = (-2.0 * (means[k, 0] * v0 + means[k, 1] * v1 + means[k, 2] * v2)
-                       - (v0 * (s[0, 0] * v0 + s[0, 1] * v1 + s[0, 2] * v2)
-                          + v1 * (s[1, 0] * v0 + s[1, 1] * v1 + s[1, 2] * v2)
-                          + v2 * (s[2, 0] * v0 + s[2, 1] * v1 + s[2, 2] * v2)))
+            grad[k] = (-2.0 * (means[k, 0] * v0 + means[k, 1] * v1 + means[k, 2] * v2
+                               + s[0, 1] * v0 * v1 + s[0, 2] * v0 * v2 + s[1, 2] * v1 * v2)
+                       - (s[0, 0] * v0 * v0 + s[1, 1] * v1 * v1 + s[2, 2] * v2 * v2))
         return value + _sparsity(x, sigma, grad)
     return _lagrangian(x, grad, c, means, precisions, sigma, lam, rho, frozen, residual)
 
@@ -235,11 +245,130 @@ def _project(kind, y, out, n_layers, scratch):
 
 
 @njit(cache=True)
-def _spg(kind, x, data, tol, max_iter, work):
+def _newton_direction(x, g, data, z, work):
+    """Newton direction of the reduced energy G on the face {α_k > 0} of the simplex (§5.2).
+
+    With w_k = μ_k + Σ_k v (the closed-form colour u_k of §5.1) the data
+    term rᵀM⁻¹r has the Hessian 2 w_kᵀ M⁻¹ w_l (from ∂v/∂α_l = −M⁻¹ w_l);
+    the sparsity term σ (s/q − 1), s = Σα, q = Σα², adds
+    σ (8 s α_k α_l / q³ − 2 (α_k + α_l) / q² − 2 s δ_kl / q²). On the face,
+    Σ z = 0 is kept by eliminating the largest free alpha (the pivot p):
+    z_p = −Σ_{i≠p} z_i, reduced Hessian B_ij = H_ij − H_ip − H_pj + H_pp and
+    reduced gradient g_i − g_p.
+
+    Writes the direction to ``z`` (zero off the face) and returns True, or
+    returns False where the face is a vertex or B is not positive definite
+    (the sparsity term makes G non-convex), leaving the step to the
+    projected gradient. ``work`` is (K, K + 10) scratch.
+    """
+    c, means, covs, sigma = data[0], data[1], data[2], data[4]
+    n_layers = x.shape[0]
+    inverse, v0, v1, v2, _ = _multiplier(x, c, means, covs)
+    # Compact the free layers: columns K…K+2 w, K+3…K+5 M⁻¹w, K+6 g, K+7 α.
+    col = n_layers
+    m = 0
+    pivot = 0
+    pivot_layer = -1
+    total = 0.0
+    squares = 0.0
+    for k in range(n_layers):
+        total += x[k]
+        squares += x[k] * x[k]
+        if x[k] <= 0.0:
+            continue
+        s = covs[k]
+        w0 = means[k, 0] + s[0, 0] * v0 + s[0, 1] * v1 + s[0, 2] * v2
+        w1 = means[k, 1] + s[1, 0] * v0 + s[1, 1] * v1 + s[1, 2] * v2
+        w2 = means[k, 2] + s[2, 0] * v0 + s[2, 1] * v1 + s[2, 2] * v2
+        q0, q1, q2 = _apply3(inverse, w0, w1, w2)
+        row = work[m]
+        row[col], row[col + 1], row[col + 2] = w0, w1, w2
+        row[col + 3], row[col + 4], row[col + 5] = q0, q1, q2
+        row[col + 6] = g[k]
+        row[col + 7] = x[k]
+        if x[k] > work[pivot, col + 7] or m == 0:
+            pivot = m
+            pivot_layer = k
+        m += 1
+    if m < 2:
+        return False
+    squares = max(squares, _TINY)
+    cross = 8.0 * sigma * total / (squares * squares * squares)
+    linear = 2.0 * sigma / (squares * squares)
+    # Column K+8: H_ip, the Hessian's column at the pivot.
+    for i in range(m):
+        work[i, col + 8] = _hessian_entry(work, i, pivot, col, cross, linear, total)
+    h_pp = work[pivot, col + 8]
+    # B (columns 0…m−2) and −(g_i − g_p) (column K+9), over the free layers but the pivot.
+    for i in range(m - 1):
+        a = i + (i >= pivot)
+        for j in range(i + 1):
+            b = j + (j >= pivot)
+            work[i, j] = (_hessian_entry(work, a, b, col, cross, linear, total)
+                          - work[a, col + 8] - work[b, col + 8] + h_pp)
+        work[i, col + 9] = work[pivot, col + 6] - work[a, col + 6]
+    # In-place Cholesky of B; a pivot below rounding level means B is not positive definite.
+    for j in range(m - 1):
+        d = work[j, j]
+        for t in range(j):
+            d -= work[j, t] * work[j, t]
+        if not d > 1e-12 * abs(work[j, j]):
+            return False
+        d = math.sqrt(d)
+        work[j, j] = d
+        for i in range(j + 1, m - 1):
+            e = work[i, j]
+            for t in range(j):
+                e -= work[i, t] * work[j, t]
+            work[i, j] = e / d
+    for i in range(m - 1):  # forward substitution
+        e = work[i, col + 9]
+        for t in range(i):
+            e -= work[i, t] * work[t, col + 9]
+        work[i, col + 9] = e / work[i, i]
+    for i in range(m - 2, -1, -1):  # back substitution
+        e = work[i, col + 9]
+        for t in range(i + 1, m - 1):
+            e -= work[t, i] * work[t, col + 9]
+        work[i, col + 9] = e / work[i, i]
+    # Scatter back to the K layers, with z_p = −Σ z_i.
+    i = 0
+    rest = 0.0
+    for k in range(n_layers):
+        if x[k] > 0.0:
+            if i != pivot:
+                z[k] = work[i - (i > pivot), col + 9]
+                rest += z[k]
+            i += 1
+        else:
+            z[k] = 0.0
+    z[pivot_layer] = -rest
+    return True
+
+
+@njit(cache=True)
+def _hessian_entry(work, i, j, col, cross, linear, total):
+    """∂²G/∂α_i∂α_j for the compacted free layers i, j of :func:`_newton_direction`."""
+    wi = work[i]
+    wj = work[j]
+    value = (2.0 * (wi[col] * wj[col + 3] + wi[col + 1] * wj[col + 4] + wi[col + 2] * wj[col + 5])
+             + cross * wi[col + 7] * wj[col + 7] - linear * (wi[col + 7] + wj[col + 7]))
+    if i == j:
+        value -= linear * total
+    return value
+
+
+@njit(cache=True)
+def _spg(kind, x, data, tol, max_iter, work, newton_work):
     """Spectral projected gradient (Birgin, Martínez, Raydan 2000), monotone Armijo search.
 
     Minimises ``_objective(kind, ·)`` over the simplex or the box from ``x``
     (in place) until the projected gradient ‖P(x − ∇f) − x‖∞ ≤ ``tol``.
+    On the simplex, once P(x − ∇f) keeps the support of x (the active face
+    is identified), a Newton step on that face (:func:`_newton_direction`,
+    ``newton_work`` its scratch) replaces the gradient step when the face's
+    Hessian is positive definite: the projected gradient needs tens of
+    iterations to reach the tolerance, Newton converges quadratically there.
     Returns (iterations, final projected-gradient norm).
     """
     g, gn, d, xn, scratch = work[0], work[1], work[2], work[3], work[4]
@@ -253,29 +382,56 @@ def _spg(kind, x, data, tol, max_iter, work):
             xn[i] = x[i] - g[i]
         _project(kind, xn, d, n_layers, scratch)
         stationarity = 0.0
+        face = kind == _REDUCED
         for i in range(n):
             stationarity = max(stationarity, abs(d[i] - x[i]))
+            face = face and ((d[i] > 0.0) == (x[i] > 0.0))
         if stationarity <= tol:
             return it, stationarity
-        for i in range(n):
-            xn[i] = x[i] - step * g[i]
-        _project(kind, xn, d, n_layers, scratch)
+        # Once P(x − ∇f) keeps the support of x, the face is taken as identified
+        # and a Newton step on it is tried first. ``longest``: the step length 1,
+        # or up to the first alpha the Newton step zeroes (``block``).
+        longest = 1.0
+        block = -1
         slope = 0.0
-        for i in range(n):
-            d[i] -= x[i]
-            slope += g[i] * d[i]
-        if slope >= 0.0:
-            return it, stationarity
-        t = 1.0
+        newton = face and _newton_direction(x, g, data, d, newton_work)
+        if newton:
+            for i in range(n):
+                slope += g[i] * d[i]
+                if d[i] < 0.0 and x[i] + longest * d[i] < 0.0:
+                    longest = -x[i] / d[i]
+                    block = i
+            newton = slope < 0.0
+        if not newton:
+            block = -1
+            longest = 1.0
+            slope = 0.0
+            for i in range(n):
+                xn[i] = x[i] - step * g[i]
+            _project(kind, xn, d, n_layers, scratch)
+            for i in range(n):
+                d[i] -= x[i]
+                slope += g[i] * d[i]
+            if slope >= 0.0:
+                return it, stationarity
+        # Near the minimiser the decrease a Newton step promises falls below the
+        # rounding of f: the full step is then accepted within that rounding.
+        noise = 1e-12 * abs(f) if newton else 0.0
+        t = longest
         accepted = False
         for _ in range(50):
+            # A Newton step cut at ``longest`` puts the blocking alpha exactly on 0
+            # (the next face) and clamps the others' rounding below 0.
             for i in range(n):
-                xn[i] = x[i] + t * d[i]
+                xn[i] = max(x[i] + t * d[i], 0.0) if block >= 0 else x[i] + t * d[i]
+            if t == longest and block >= 0:
+                xn[block] = 0.0
             fn = _objective(kind, xn, gn, data)
-            if fn <= f + 1e-4 * t * slope:
+            if fn <= f + 1e-4 * t * slope + noise:
                 accepted = True
                 break
             t *= 0.5
+            noise = 0.0
         if not accepted:  # no decrease left at rounding level
             return it, stationarity
         ss = 0.0
@@ -288,6 +444,8 @@ def _spg(kind, x, data, tol, max_iter, work):
             x[i] = xn[i]
             g[i] = gn[i]
         f = fn
+        if newton and ss == 0.0:  # the Newton step is below the rounding of x
+            return it + 1, stationarity
         step = min(max(ss / sy, 1e-12), 1e12) if sy > 0 else 1e12
     return max_iter, stationarity
 
@@ -300,9 +458,11 @@ def _reduced_batch(pixels, alphas, means, covs, sigma, tol, max_iter, iterations
     unused = np.empty(0)
     for chunk in prange((n_pixels + _CHUNK - 1) // _CHUNK):
         work = np.empty((5, n_layers))
+        newton_work = np.empty((n_layers, n_layers + 10))
         for p in range(chunk * _CHUNK, min((chunk + 1) * _CHUNK, n_pixels)):
             data = (pixels[p], means, covs, no_precisions, sigma, unused, 0.0, False, unused)
-            iterations[p], stationarity[p] = _spg(_REDUCED, alphas[p], data, tol, max_iter, work)
+            iterations[p], stationarity[p] = _spg(_REDUCED, alphas[p], data, tol, max_iter, work,
+                                                  newton_work)
 
 
 @njit(cache=True, parallel=True)
@@ -311,7 +471,8 @@ def _mom_batch(pixels, x, means, precisions, frozen, sigma, lam0, rho0, beta, ka
     """Method of multipliers per pixel (spec §4.2), x = (α, u) in place."""
     n_pixels, n = x.shape
     n_layers = means.shape[0]
-    no_covs = np.empty((0, 3, 3))  # the reduced problem's slot of the objective's data
+    no_covs = np.empty((0, 3, 3))  # the reduced problem's slots of the objective's data
+    no_newton = np.empty((0, 0))
     for chunk in prange((n_pixels + _CHUNK - 1) // _CHUNK):
         work = np.empty((5, n))
         residual = np.empty(4)
@@ -328,7 +489,7 @@ def _mom_batch(pixels, x, means, precisions, frozen, sigma, lam0, rho0, beta, ka
                 outer += 1
                 previous[:] = x[p]
                 data = (pixels[p], means, no_covs, precisions, sigma, lam, rho, frozen, residual)
-                _spg(_LAGRANGIAN, x[p], data, inner_tol, max_inner, work)
+                _spg(_LAGRANGIAN, x[p], data, inner_tol, max_inner, work, no_newton)
                 _residual(x[p], pixels[p], n_layers, residual)
                 norm = math.sqrt(np.sum(residual * residual))
                 for i in range(4):
@@ -352,7 +513,7 @@ def _closed_form_batch(pixels, alphas, means, covs, box, colors):
     for p in prange(n_pixels):
         a = alphas[p]
         u = colors[p]
-        v0, v1, v2, _ = _multiplier(a, pixels[p], means, covs)
+        _, v0, v1, v2, _ = _multiplier(a, pixels[p], means, covs)
         for k in range(n_layers):
             s = covs[k]
             step = 1.0 if a[k] > 0.0 else 0.0
@@ -396,6 +557,34 @@ def _box_repair(a, c, covs, u):
                     u[k, ch] = min(max(u[k, ch] + e * covs[k, ch, ch] / weight, 0.0), 1.0)
         if worst <= 1e-14:
             return
+
+
+@njit(cache=True, parallel=True)
+def _nearest_batch(pixels, means, precisions, nearest):
+    """Index of the model with the smallest D_i(c) at every pixel (the first on ties)."""
+    for p in prange(pixels.shape[0]):
+        c = pixels[p]
+        best = math.inf
+        for k in range(means.shape[0]):
+            q = precisions[k]
+            d0 = c[0] - means[k, 0]
+            d1 = c[1] - means[k, 1]
+            d2 = c[2] - means[k, 2]
+            dist = (q[0, 0] * d0 * d0 + q[1, 1] * d1 * d1 + q[2, 2] * d2 * d2
+                    + 2.0 * (q[0, 1] * d0 * d1 + q[0, 2] * d0 * d2 + q[1, 2] * d1 * d2))
+            if dist < best:
+                best = dist
+                nearest[p] = k
+
+
+def _initial_alphas(c, models):
+    """§4.1's alphas: one at the nearest model, zero elsewhere; and that model's index."""
+    nearest = np.zeros(c.shape[0], dtype=np.int64)
+    with threads_for(c.shape[0]):
+        _nearest_batch(c, models.means, models.precisions, nearest)
+    alphas = np.zeros((c.shape[0], models.n_models))
+    alphas[np.arange(c.shape[0]), nearest] = 1.0
+    return alphas, nearest
 
 
 # ----------------------------------------------------------------------------- public
@@ -442,9 +631,7 @@ def initial_solution(pixels, models):
     models = _check_models(models)
     shape = np.shape(pixels)[:-1]
     c = _pixels(pixels)
-    nearest = np.argmin(models.squared_distances(c), axis=1)
-    alphas = np.zeros((c.shape[0], models.n_models))
-    alphas[np.arange(c.shape[0]), nearest] = 1.0
+    alphas, nearest = _initial_alphas(c, models)
     colors = np.repeat(models.means[None], c.shape[0], axis=0)
     colors[np.arange(c.shape[0]), nearest] = c
     return alphas.reshape(shape + (-1,)), colors.reshape(shape + colors.shape[1:])
@@ -545,13 +732,13 @@ def sparse_color_unmixing(pixels, models, method="fast", sigma=SPARSITY, tol=1e-
     shape = np.shape(pixels)[:-1]
     c = _pixels(pixels)
     n, k = c.shape[0], models.n_models
-    alphas, colors = initial_solution(c, models)
-    np.clip(colors, 0.0, 1.0, out=colors)
+    if method == "fast" and (target_alphas is not None or initial_colors is not None):
+        raise ValueError("target_alphas and initial_colors apply to method='mom' only; "
+                         "the fast refinement is closed_form_colors")
     with threads_for(n):
         if method == "fast":
-            if target_alphas is not None or initial_colors is not None:
-                raise ValueError("target_alphas and initial_colors apply to method='mom' only; "
-                                 "the fast refinement is closed_form_colors")
+            # Only §4.1's alphas: the colours follow from them in closed form (§5.1).
+            alphas, _ = _initial_alphas(c, models)
             max_iter = 500 if max_iter is None else max_iter
             iterations = np.zeros(n, dtype=np.int64)
             stationarity = np.zeros(n)
@@ -561,6 +748,8 @@ def sparse_color_unmixing(pixels, models, method="fast", sigma=SPARSITY, tol=1e-
             unconverged = int(np.count_nonzero(iterations >= max_iter))
         else:
             max_iter = 100 if max_iter is None else max_iter
+            alphas, colors = initial_solution(c, models)
+            np.clip(colors, 0.0, 1.0, out=colors)
             if initial_colors is not None:
                 initial_colors = np.asarray(initial_colors, dtype=np.float64)
                 if initial_colors.shape[-2:] != (k, 3) or initial_colors.size != n * k * 3:
