@@ -57,18 +57,23 @@ def matched_deviation(a, b):
     return cost[rows, cols].mean()
 
 
-def test_fast_mode_is_as_close_to_full_as_a_reseeded_full_run(result):
+def test_fast_mode_gives_five_layers_near_the_full_ones(result):
     image, layers = result
     fast = semantic_soft_segments(image, params=SemanticSoftSegmentationParams(fast_pixels=3000),
-                                  mode="fast")
+                                  mode="fast", keep_intermediates=True)
     assert fast.alphas.shape == layers.alphas.shape
     assert np.abs(fast.alphas.sum(axis=2) - 1).max() < 1e-4
+    owned = np.bincount(fast.alphas.argmax(axis=2).ravel(), minlength=5) / fast.alphas[..., 0].size
+    assert owned.min() > 0.01
+    inter = fast.intermediates
     assert {"reduce", "upsample", "Laplacian (full)",
-            "relaxed sparsification (full)"} <= set(fast.intermediates["timings"])
-    # The method itself is sensitive to its k-means seeds: measure fast mode against that.
-    reseeded = semantic_soft_segments(image, random_state=1)
-    assert matched_deviation(layers.alphas, fast.alphas) < 1.5 * matched_deviation(
-        layers.alphas, reseeded.alphas)
+            "relaxed sparsification (full)"} <= set(inter["timings"])
+    assert inter["grouped_segments"].shape[2] == 5 and inter["grouped_segments"].size < 3000 * 5 * 1.1
+    assert inter["upsampled_segments"].shape == layers.alphas.shape
+    # Same image, same seed: the layers match the full mode's ones, up to the grouping of
+    # a few segments (bench_sss.py measures 0.03-0.10 mean |Δα| at 320-640 px widths).
+    # Unrelated layers would be ~0.3 apart.
+    assert matched_deviation(layers.alphas, fast.alphas) < 0.2
 
 
 def test_params():

@@ -1,28 +1,57 @@
 """The one k-means of semantic soft segmentation (initialisation and grouping)."""
 
+import warnings
+
 import numpy as np
+
+#: Lloyd iterations of each run (MATLAB's ``kmeans`` default ``MaxIter``).
+_ITERATIONS = 100
 
 
 def seeded_kmeans(points, n_clusters, random_state=0, n_init=1, max_samples=None):
-    """Seeded k-means++ (scikit-learn) on the rows of ``points``; returns the fitted model.
+    """Centres of seeded k-means++ runs (SciPy's ``kmeans2``) on the rows of ``points``.
 
-    With ``max_samples``, the centres are fitted on a seeded random subset of
-    at most that many rows (its ``predict`` then labels any points).
-    ``random_state`` may be an int, a ``RandomState`` or a
-    ``numpy.random.Generator`` (scikit-learn takes no Generator, so one is
-    turned into an int seed).
+    Runs ``n_init`` times from k-means++ seeds and keeps the centres of lowest
+    inertia. With ``max_samples``, they are fitted on a seeded random subset
+    of at most that many rows (:func:`nearest_centre` labels any points).
+    ``random_state`` may be an int, a ``numpy.random.Generator`` or a
+    ``RandomState``.
+
+    Returns
+    -------
+    centres : ndarray, shape (n_clusters, D)
     """
-    from sklearn.cluster import KMeans
+    from scipy.cluster.vq import kmeans2
 
-    if isinstance(random_state, np.random.Generator):
-        random_state = int(random_state.integers(2**31 - 1))
-    rng = np.random.RandomState(random_state)
+    rng = (random_state if isinstance(random_state, (np.random.Generator, np.random.RandomState))
+           else np.random.default_rng(random_state))
+    points = np.asarray(points, dtype=np.float64)
     if max_samples is not None and len(points) > max_samples:
         points = points[np.sort(rng.choice(len(points), max_samples, replace=False))]
-    model = KMeans(n_clusters=n_clusters, init="k-means++", n_init=n_init, random_state=rng)
-    return model.fit(points)
+    best, best_inertia = None, np.inf
+    for _ in range(n_init):
+        with warnings.catch_warnings():
+            # Fewer distinct points than clusters: k-means++ then divides by a zero
+            # total distance and some clusters stay empty (SciPy warns for both).
+            # Empty clusters label no pixel; the constrained stage prunes the zero
+            # layers they give (§10.3).
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.filterwarnings("ignore", message="One of the clusters is empty")
+            centres, labels = kmeans2(points, n_clusters, iter=_ITERATIONS, minit="++",
+                                      missing="warn", seed=rng)
+        inertia = float(((points - centres[labels]) ** 2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = centres, inertia
+    return best
+
+
+def nearest_centre(points, centres):
+    """Label of each row of ``points``: the index of its nearest centre (int64)."""
+    from scipy.cluster.vq import vq
+
+    return vq(np.asarray(points, dtype=np.float64), centres, check_finite=False)[0].astype(np.int64)
 
 
 def kmeans_labels(points, n_clusters, random_state=0, n_init=1):
-    """Labels of the rows of ``points`` by :func:`seeded_kmeans`."""
-    return seeded_kmeans(points, n_clusters, random_state, n_init).labels_.astype(np.int64)
+    """Labels of the rows of ``points`` by :func:`seeded_kmeans` fitted on all of them."""
+    return nearest_centre(points, seeded_kmeans(points, n_clusters, random_state, n_init))

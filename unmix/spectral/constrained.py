@@ -86,7 +86,7 @@ from numba import njit
 
 from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
-from ._kmeans import seeded_kmeans
+from ._kmeans import nearest_centre, seeded_kmeans
 
 __all__ = ["constrained_sparsification", "kmeans_init", "prune_schedule"]
 
@@ -561,12 +561,7 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=3, max_samples
         raise ValueError(
             f"n_components must be at most the number of pixels ({X_fit.shape[0]}), got {n_components}"
         )
-    with warnings.catch_warnings():
-        # Fewer distinct feature vectors than clusters: sklearn warns and leaves some
-        # clusters empty; empty components are zero layers that the IRLS prunes (§10.3).
-        warnings.filterwarnings("ignore", message=".*[Nn]umber of distinct clusters.*")
-        model = seeded_kmeans(X_fit, n_components, random_state, n_init, max_samples)
-    return model.predict(X).astype(np.int64)
+    return nearest_centre(X, seeded_kmeans(X_fit, n_components, random_state, n_init, max_samples))
 
 
 def _feature_rows(name, features):
