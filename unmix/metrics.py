@@ -32,19 +32,14 @@ import math
 
 import numpy as np
 
-from .color.metrics import (
-    alpha_sum_error,
-    alpha_tv,
-    box_violation,
-    color_variance,
-    reconstruction_mse,
-    soft_color_metrics,
-    sparsity,
-)
+#: Soft-colour metrics, re-exported from :mod:`unmix.color.metrics` on first use:
+#: importing them eagerly would load the whole colour package (and Numba) with
+#: the matting metrics.
+_COLOR_METRICS = ("alpha_sum_error", "alpha_tv", "box_violation", "color_variance",
+                  "reconstruction_mse", "soft_color_metrics", "sparsity")
 
-__all__ = ["alpha_sum_error", "alpha_tv", "box_violation", "color_variance", "connectivity_error",
-           "gradient_error", "matting_errors", "mse", "reconstruction_mse", "sad",
-           "soft_color_metrics", "sparsity"]
+__all__ = sorted(["connectivity_error", "gradient_error", "matting_errors", "mse", "sad",
+                  *_COLOR_METRICS])
 
 # ----------------------------------------------------------------------------- matting
 
@@ -296,3 +291,15 @@ def matting_errors(pred, target, trimap=None, *, quantize=True):
         "gradient": gradient_error(pred, target, trimap, quantize=quantize),
         "connectivity": connectivity_error(pred, target, trimap, quantize=quantize),
     }
+
+
+def __getattr__(name):
+    if name in _COLOR_METRICS:
+        from .color import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_COLOR_METRICS))
