@@ -53,8 +53,10 @@ class Layers:
 
     def __post_init__(self):
         self.alphas = np.asarray(self.alphas, dtype=np.float64)
-        if self.alphas.ndim != 3:
-            raise ValueError(f"alphas must have shape (H, W, K), got shape {self.alphas.shape}")
+        if self.alphas.ndim != 3 or self.alphas.size == 0:
+            raise ValueError(f"alphas must have shape (H, W, K), non-empty, got shape {self.alphas.shape}")
+        if not np.isfinite(self.alphas).all():
+            raise ValueError("alphas contain NaN or infinite values")
         if self.colors is not None:
             self.colors = np.asarray(self.colors, dtype=np.float64)
             if self.colors.shape != self.alphas.shape + (3,):

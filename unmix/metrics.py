@@ -61,6 +61,8 @@ def _matte(alpha, name, shape, quantize):
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
         expected = "(H, W)" if shape is None else f"{shape} (the other inputs')"
         raise ValueError(f"{name} must have shape {expected}, got shape {np.shape(alpha)}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if arr.dtype == np.uint8:
         return arr / 255.0, arr
     if not (np.issubdtype(arr.dtype, np.floating) or arr.dtype == bool):

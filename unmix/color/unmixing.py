@@ -60,6 +60,8 @@ def _pixels(colors, name="pixels"):
     arr = np.asarray(colors, dtype=np.float64)
     if arr.ndim < 1 or arr.shape[-1] != 3:
         raise ValueError(f"{name} must have shape (..., 3) (RGB colours), got {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
         raise ValueError(f"{name} must be finite colours in [0, 1]")
     return np.ascontiguousarray(arr.reshape(-1, 3))

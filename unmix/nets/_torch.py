@@ -1,6 +1,7 @@
 """What the torch plug-ins share: the import, devices, tensors, checked loading."""
 
 import os
+import pickle
 import zipfile
 
 import numpy as np
@@ -168,9 +169,22 @@ def load_module(path, module=None, device="auto"):
         if not isinstance(net, torch.nn.Module):
             raise TypeError(f"module must be a torch.nn.Module or a class or factory returning "
                             f"one, got {type(net).__name__}")
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = load_weights(path, device)
         check_state_dict(net, state, f"the file {path!r}")
     return net.to(device)
+
+
+def load_weights(path, device):
+    """``torch.load(path, weights_only=True)``; a failure's message names the file.
+
+    ``weights_only`` never unpickles code: a file that is not a plain
+    state_dict of tensors (or not a torch file at all) is refused, with
+    torch's own exception type.
+    """
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise type(exc)(f"cannot load {path!r} as torch weights (weights_only=True): {exc}") from exc
 
 
 class ModuleAdapter:

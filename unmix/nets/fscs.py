@@ -29,6 +29,7 @@ from ..layers import Layers
 from ._torch import (
     check_state_dict,
     image_tensor,
+    load_weights,
     module_device,
     pad_to_multiple,
     resolve_device,
@@ -326,7 +327,7 @@ def load_fscs(mask_path, residue_path=None, device="auto"):
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"FSCS weights file not found: {path!r}")
-        states.append((torch.load(path, map_location=device, weights_only=True), path))
+        states.append((load_weights(path, device), path))
     (alpha_state, alpha_file), (residue_state, residue_file) = states
     head = alpha_state.get("conv5.weight") if isinstance(alpha_state, dict) else None
     nets = FSCS(7 if head is None else head.shape[0])
