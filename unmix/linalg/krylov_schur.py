@@ -44,8 +44,8 @@ import warnings
 
 import numpy as np
 
+from .._blas import single_threaded_blas
 from ..exceptions import ConvergenceWarning
-from .multifrontal import _single_threaded_blas
 
 __all__ = ["KrylovSchurInfo", "block_krylov_schur"]
 
@@ -281,7 +281,7 @@ def block_krylov_schur(apply, n, k, *, block_size=4, ncv=None, keep=None, tol=1e
     # BLAS on one thread throughout: the tall-skinny products are memory-bound (a second
     # thread gained nothing), and on a loaded 2-core machine multi-threaded OpenBLAS made
     # the small dense eigh 30-100x slower (0.4 s instead of 4 ms at m = 210).
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual,
                              warn, return_info)
 

@@ -30,29 +30,12 @@ block for block Krylov eigensolvers).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit
 
+from .._blas import single_threaded_blas
+
 __all__ = ["MultifrontalFactor", "NotPositiveDefiniteError", "factorize"]
-
-@functools.lru_cache(maxsize=None)
-def _blas_threads():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def _single_threaded_blas():
-    """Context that runs BLAS on one thread.
-
-    The fronts below the root are small or medium and the single-vector sweeps are
-    memory-bound: multi-threaded OpenBLAS gains little there, and on a loaded machine its
-    spinning threads made the factorisation 8× and the solves 4× slower (measured on
-    2 cores with other jobs running).  Only the dense root LU keeps all threads.
-    """
-    return _blas_threads().limit(limits=1, user_api="blas")
 
 
 class NotPositiveDefiniteError(np.linalg.LinAlgError):
@@ -291,7 +274,7 @@ class MultifrontalFactor:
 
     def _sweeps(self, Xt):
         args = (self._node_ptr, self._sptr, self._sidx, self._doff, self._data, self._n_sweep)
-        with _single_threaded_blas():
+        with single_threaded_blas():
             _forward_sweep(*args, Xt)
             Xt[:, self._r0:] = self._solve_root(Xt[:, self._r0:].T).T
             _backward_sweep(*args, Xt)
@@ -422,7 +405,7 @@ def factorize(A, tree, *, root_method="auto"):
     np.cumsum(size[:-1], out=doff[1:nn - 1])
     data = np.empty(int(size.sum()), np.float64)
 
-    with _single_threaded_blas():
+    with single_threaded_blas():
         F11 = _factor_fronts(tree, perm, sptr, sidx, b, doff, data, indptr, indices, vals)
     # The root: the dense Schur complement on the root variables, factored with pivoting.
     nr = F11.shape[0]

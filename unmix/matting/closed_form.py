@@ -44,11 +44,11 @@ import numpy as np
 import scipy.sparse
 from numba import njit
 
+from .._blas import single_threaded_blas
 from .._checks import positive
 from ..graph.matting import matting_laplacian
 from ..image import as_float_image
 from ..linalg import factorize, grid_nested_dissection, pcg
-from ..linalg.multifrontal import _single_threaded_blas
 from .trimap import _trimap_values, split_trimap
 
 __all__ = ["MattingInfo", "closed_form_matting"]
@@ -260,7 +260,7 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
         start = time.perf_counter()
         # One BLAS thread: PCG's vector products are too small to share, and
         # on a busy machine OpenBLAS's spinning threads made them 10× slower.
-        with _single_threaded_blas():
+        with single_threaded_blas():
             result = pcg(A, rhs, rtol=rtol, maxiter=maxiter, M=precondition)
         info.timings["solve"] = time.perf_counter() - start
         info.iterations, info.residual = result.iterations, result.residual

@@ -84,6 +84,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from numba import njit
 
+from .._blas import single_threaded_blas
 from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
 from ._kmeans import nearest_centre, seeded_kmeans
@@ -168,7 +169,7 @@ class _PixelWork:
     Every pass reads a few-thousand-pixel block of E while it is in cache and does all
     layers' work on it; each thread owns a contiguous pixel range and its own
     accumulators, which are summed at the end (no locks).  BLAS runs on one thread
-    inside (``threadpool_limits`` by the caller): the products here are K×K or thin,
+    inside (``single_threaded_blas`` by the caller): the products here are K×K or thin,
     which OpenBLAS parallelises badly (a 100×100 ``syrk`` over 76 800 rows was 3–8×
     slower on two threads than on one, measured on the 2-core target).
     """
@@ -708,8 +709,6 @@ def constrained_sparsification(
     tm = info["timings"]
     worst_berr = 0.0
 
-    from threadpoolctl import threadpool_limits
-
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -717,7 +716,7 @@ def constrained_sparsification(
         bar = tqdm(total=iterations, desc="constrained sparsification", leave=False)
     pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
     try:
-        with threadpool_limits(1, user_api="blas"):
+        with single_threaded_blas():
             work = _PixelWork(E, n_threads, pool)
             t = time.perf_counter()
             weights = work.update(None, alpha, gamma)[0]
