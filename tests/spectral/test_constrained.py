@@ -324,7 +324,7 @@ def test_kmeans_init(problem):
 def test_kmeans_init_labels_by_nearest_fitted_centre(problem, max_samples):
     """Centres fitted on a subsample, or on other features, label every pixel by nearest centre."""
     img = problem["img"]
-    centres = seeded_kmeans(img.reshape(-1, 3), 6, random_state=2, n_init=3,
+    centres = seeded_kmeans(img.reshape(-1, 3), 6, random_state=2, n_init=1,
                             max_samples=max_samples)
     other = img[::2, ::3]
     for features, fit_features in [(img, None), (other, img)]:
@@ -348,6 +348,17 @@ def test_seeded_kmeans_is_lloyd_converged_and_keeps_the_best_run(problem):
         np.testing.assert_allclose(centres[k], X[labels == k].mean(axis=0), atol=1e-10)
     inertia = ((X - centres[labels]) ** 2).sum()
     assert inertia <= KMeans(6, n_init=10, random_state=0).fit(X).inertia_ * (1 + 1e-3)
+
+
+def test_seeded_kmeans_stops_at_scipys_fixed_point(problem):
+    """Stopping when no label changes gives the centres of SciPy's kmeans2 run to 100 steps."""
+    from scipy.cluster.vq import kmeans2
+
+    X = problem["img"].reshape(-1, 3)
+    for seed in range(3):
+        centres = seeded_kmeans(X, 6, random_state=seed)
+        reference, _ = kmeans2(X, 6, iter=100, minit="++", seed=np.random.default_rng(seed))
+        np.testing.assert_allclose(centres, reference, rtol=0, atol=1e-12)
 
 
 def test_kmeans_init_checks(problem):

@@ -508,7 +508,7 @@ def prune_schedule(iterations, prune_every=None):
 
 
 # --------------------------------------------------------------------------- public API
-def kmeans_init(features, n_components=40, random_state=0, n_init=3, max_samples=20000,
+def kmeans_init(features, n_components=40, random_state=0, n_init=1, max_samples=20000,
                 fit_features=None):
     """Hard labels for the constrained stage: k-means on the preprocessed features (§10.2).
 
@@ -521,7 +521,9 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=3, max_samples
     random_state : int, numpy.random.Generator or RandomState, optional
         Seed of the subsample and of the k-means++ seeding.
     n_init : int, optional
-        Number of k-means runs; the one of lowest inertia is kept (3).
+        Number of k-means runs; the one of lowest inertia is kept (1, the
+        default of MATLAB's ``kmeans``: the clusters only seed the IRLS,
+        which re-forms and prunes them).
     max_samples : int or None, optional
         The cluster centres are fitted on a seeded random subset of at most
         this many pixels (20,000), then every pixel takes the label of its
