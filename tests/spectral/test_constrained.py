@@ -178,7 +178,10 @@ def test_schur_solve_equals_dense_solve_on_real_systems(problem, t):
     y, steps, berr = cs._solve_block_system(A, r)
     y_dense, big = _dense_block_solve(A, r)
     assert berr < 1e-15
-    assert _rel(y, y_dense) < 1e-8
+    # The forward error is cond-limited (cond ~1e10 by iteration 8): as close to LU as a
+    # second dense LAPACK solver is, and to 1e-8 where that one is closer still.
+    y_sym = la.solve(big, r.ravel(), assume_a="sym").reshape(r.shape)
+    assert _rel(y, y_dense) <= max(1e-8, 3 * _rel(y_sym, y_dense))
 
 
 @pytest.mark.parametrize("t", [25, 39])

@@ -118,7 +118,7 @@ def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs, w_min, 
     ``e1`` (§10.1), adds to ``energy[k]`` the block's ``Σ_p |α|^γ + |1 − α|^γ``, raises
     ``max_abs[k]`` to its ``max_p |α_pk|`` (the pruning test, §10.3) and widens
     ``[w_min[k], w_max[k]]`` to the range of ``e0 + e1`` (a layer of constant weight
-    has a Gram product w·EᵀE = w·I, see ``_PixelWork.grams``).  One ``pow`` per term
+    has a Gram product w·EᵀE = w·I, see ``_PixelWork.grams``).  One power per term
     serves both weight and energy: ``|α|^γ = |α|^{γ−2} α²``, with |α| floored at
     ``floor`` like the weights (below it the term is < floor^γ = 1e-8).  The sums go
     to local accumulators, which LLVM keeps apart from the output stores (2× faster
@@ -137,8 +137,10 @@ def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs, w_min, 
             a0 = abs(a)
             q0 = max(a0, floor)
             q1 = max(abs(a - 1.0), floor)
-            p0 = q0**g2
-            p1 = q1**g2
+            # exp(g·log q) instead of q**g: one libm call each way, 25 % faster than
+            # pow here and equal to it within a few ulps.
+            p0 = math.exp(g2 * math.log(q0))
+            p1 = math.exp(g2 * math.log(q1))
             w0 = c * p0
             w1 = c * p1
             w = w0 + w1
@@ -154,6 +156,20 @@ def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs, w_min, 
         max_abs[k] = max(max_abs[k], mx[k])
         w_min[k] = min(w_min[k], lo[k])
         w_max[k] = max(w_max[k], hi[k])
+
+
+@njit(cache=True, nogil=True)
+def _scale_rows(E, sw, k, out):
+    """``out = sw[:, k, None] * E``: the rows of an E block scaled by layer k's sqrt(w).
+
+    Twice as fast as the broadcast ``np.multiply`` on these (1000 × 100) blocks, which
+    took a sixth of the Gram products' time.
+    """
+    n, K = E.shape
+    for p in range(n):
+        s = sw[p, k]
+        for j in range(K):
+            out[p, j] = E[p, j] * s
 
 
 def _default_threads():
@@ -252,10 +268,10 @@ class _PixelWork:
         for s in range(lo, hi, self.block):
             e = min(s + self.block, hi)
             Eb = E[s:e]
-            Wb = np.ascontiguousarray(sw[s:e].T)  # layer-major rows
+            Swb = sw[s:e]
             Xb = X[: e - s]
             for k in varying:
-                np.multiply(Eb, Wb[k][:, None], out=Xb)
+                _scale_rows(Eb, Swb, k, Xb)
                 # X.T @ X on one buffer is dispatched to BLAS syrk (half a GEMM).
                 G[k] += Xb.T @ Xb
             # b_k = Eᵀ e1_k (k < C), and Eᵀ e0_C for the dependent one (§10.3).
