@@ -170,6 +170,15 @@ def _normwise_berr(big, y, r):
     return np.linalg.norm(res) / (np.linalg.norm(big, 2) * np.linalg.norm(y) + np.linalg.norm(r))
 
 
+def test_spd_inverse_against_numpy_with_lu_fallback():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 6))
+    for A in (X.T @ X + np.eye(6), np.diag([2.0, -1.0, 3.0])):  # SPD, then indefinite
+        inv = cs._spd_inverse(A)
+        np.testing.assert_allclose(inv, np.linalg.inv(A), rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(inv, inv.T)
+
+
 @pytest.mark.parametrize("t", [0, 8])
 def test_schur_solve_equals_dense_solve_on_real_systems(problem, t):
     alpha = (_one_hot(problem["labels"], C0) if t == 0 else

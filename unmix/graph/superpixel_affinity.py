@@ -131,11 +131,26 @@ def color_affinity(image, sp, steepness=50.0, threshold=0.05, radius=0.2):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     height, width = sp.shape
     position = (sp.centroids + 1) / np.array([height, width], dtype=np.float64)
-    # All pairs s < t at once: a 2500 × 2500 distance matrix is 50 MB.
-    d_row = position[:, None, 0] - position[None, :, 0]
-    d_col = position[:, None, 1] - position[None, :, 1]
-    near = np.sqrt(d_row * d_row + d_col * d_col) <= radius
-    s, t = np.nonzero(np.triu(near, k=1))
+    s, t = _pairs_within(position, radius)
     colours = sp.mean(image)
     distance = np.linalg.norm(colours[s] - colours[t], axis=1)
     return _pixel_matrix(sp, s, t, (erf(steepness * (threshold - distance)) + 1.0) / 2.0)
+
+
+def _pairs_within(position, radius):
+    """Index pairs s < t, in row-major order, of points at distance ``<= radius``.
+
+    A k-d tree finds the candidates (a hair beyond ``radius``, so that its own
+    rounding cannot drop a pair); the test itself is the released code's
+    ``sqrt(Δrow² + Δcol²) <= radius`` (§7), evaluated on each candidate. This
+    replaces an all-pairs distance matrix (50 MB and 0.4 s at 2,500 superpixels).
+    """
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(position).query_pairs(radius * (1 + 1e-9) + 1e-15, output_type="ndarray")
+    s, t = pairs[:, 0], pairs[:, 1]
+    d_row = position[s, 0] - position[t, 0]
+    d_col = position[s, 1] - position[t, 1]
+    near = np.sqrt(d_row * d_row + d_col * d_col) <= radius
+    order = np.lexsort((t[near], s[near]))
+    return s[near][order], t[near][order]

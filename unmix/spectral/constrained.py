@@ -81,6 +81,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 from numba import njit
 
@@ -311,13 +312,19 @@ def _block_matvec(A, y):
 
 
 def _spd_inverse(A):
-    """Inverse of a symmetric positive definite K×K matrix (LU fallback if not SPD)."""
-    K = A.shape[0]
-    try:
-        inv = scipy.linalg.cho_solve(scipy.linalg.cho_factor(A, lower=True), np.eye(K))
-    except np.linalg.LinAlgError:
-        inv = scipy.linalg.lu_solve(scipy.linalg.lu_factor(A), np.eye(K))
-    return 0.5 * (inv + inv.T)
+    """Inverse of a symmetric positive definite K×K matrix (LU fallback if not SPD).
+
+    LAPACK ``potrf`` + ``potri`` (the inverse from the Cholesky factor, half the flops
+    of solving for the identity) fills the lower triangle, which is mirrored.
+    """
+    factor, info = scipy.linalg.lapack.dpotrf(A, lower=1, clean=0)
+    if info == 0:
+        inv, info = scipy.linalg.lapack.dpotri(factor, lower=1)
+    if info != 0:
+        inv = scipy.linalg.lu_solve(scipy.linalg.lu_factor(A), np.eye(A.shape[0]))
+        return 0.5 * (inv + inv.T)
+    lower = np.tril(inv)
+    return lower + np.tril(lower, -1).T
 
 
 def _solve_block_system(A, r, max_refine=10):
