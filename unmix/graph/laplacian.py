@@ -107,8 +107,17 @@ def laplacian(W, normalized=False):
     W = sparse.csr_matrix(W, dtype=np.float64)
     if not np.isfinite(W.data).all():
         raise ValueError("W contains NaN or infinite values")
+    W.sum_duplicates()
     degree = np.asarray(W.sum(axis=1)).ravel()
-    L = (sparse.diags(degree) - W).tocsr()
+    L = -W
+    # D − W in place of the diagonal where W stores every diagonal entry (the matting
+    # affinity does): one pass instead of building D and a second N×N sum.
+    rows = np.repeat(np.arange(W.shape[0]), np.diff(L.indptr))
+    on_diagonal = L.indices == rows
+    if np.count_nonzero(on_diagonal) == W.shape[0]:
+        L.data[on_diagonal] += degree
+    else:
+        L = (sparse.diags(degree) - W).tocsr()
     if normalized:
         if not (degree > 0).all():
             bad = np.flatnonzero(degree <= 0)
@@ -164,7 +173,9 @@ def sss_laplacian(image, features, sp=None, params=None, return_affinities=False
     W_C = color_affinity(
         image, sp, params.color_steepness, params.color_threshold, params.color_radius
     )
-    L = laplacian(W_L + params.sigma_s * W_S + params.sigma_c * W_C, params.normalized)
+    # The superpixel affinities touch only the centroid pixels: sum them first, so that
+    # one sum runs over the N×N matting affinity.
+    L = laplacian(W_L + (params.sigma_s * W_S + params.sigma_c * W_C), params.normalized)
     if return_affinities:
         return L, {"W_L": W_L, "W_S": W_S, "W_C": W_C, "superpixels": sp}
     return L
