@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
+from numba import njit
 
 from .._checks import feature_array, positive_fields
 from ..image import as_float_image
@@ -104,20 +105,26 @@ def laplacian(W, normalized=False):
         raise TypeError(f"W must be a scipy sparse matrix, got {type(W).__name__}")
     if W.ndim != 2 or W.shape[0] != W.shape[1]:
         raise ValueError(f"W must be square, got shape {W.shape}")
-    W = sparse.csr_matrix(W, dtype=np.float64)
+    W = sparse.csr_matrix(W, dtype=np.float64, copy=True)
     if not np.isfinite(W.data).all():
         raise ValueError("W contains NaN or infinite values")
+    return _laplacian_in_place(W, normalized)
+
+
+def _laplacian_in_place(W, normalized):
+    """:func:`laplacian` of a CSR float64 W that it may overwrite (no input checks)."""
     W.sum_duplicates()
     degree = np.asarray(W.sum(axis=1)).ravel()
-    L = -W
-    # D − W in place of the diagonal where W stores every diagonal entry (the matting
-    # affinity does): one pass instead of building D and a second N×N sum.
-    rows = np.repeat(np.arange(W.shape[0]), np.diff(L.indptr))
-    on_diagonal = L.indices == rows
-    if np.count_nonzero(on_diagonal) == W.shape[0]:
-        L.data[on_diagonal] += degree
+    # D − W in W's own arrays where W stores every diagonal entry (the matting affinity
+    # does): no second N×N matrix, which at 640×480 costs more in fresh memory than in
+    # arithmetic.
+    L = W
+    L.data *= -1.0
+    diagonal = _diagonal_positions(L.indptr, L.indices)
+    if (diagonal >= 0).all():
+        L.data[diagonal] += degree
     else:
-        L = (sparse.diags(degree) - W).tocsr()
+        L = (sparse.diags(degree) + L).tocsr()
     if normalized:
         if not (degree > 0).all():
             bad = np.flatnonzero(degree <= 0)
@@ -129,6 +136,19 @@ def laplacian(W, normalized=False):
         L = (scale @ L @ scale).tocsr()
     L.sort_indices()
     return L
+
+
+@njit(cache=True)
+def _diagonal_positions(indptr, indices):
+    """Index into a CSR matrix's data of each row's diagonal entry (−1 where absent)."""
+    n = indptr.shape[0] - 1
+    positions = np.full(n, -1, np.int64)
+    for i in range(n):
+        for q in range(indptr[i], indptr[i + 1]):
+            if indices[q] == i:
+                positions[i] = q
+                break
+    return positions
 
 
 def sss_laplacian(image, features, sp=None, params=None, return_affinities=False):
@@ -175,7 +195,7 @@ def sss_laplacian(image, features, sp=None, params=None, return_affinities=False
     )
     # The superpixel affinities touch only the centroid pixels: sum them first, so that
     # one sum runs over the N×N matting affinity.
-    L = laplacian(W_L + (params.sigma_s * W_S + params.sigma_c * W_C), params.normalized)
+    L = _laplacian_in_place(W_L + (params.sigma_s * W_S + params.sigma_c * W_C), params.normalized)
     if return_affinities:
         return L, {"W_L": W_L, "W_S": W_S, "W_C": W_C, "superpixels": sp}
     return L
