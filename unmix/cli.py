@@ -219,7 +219,7 @@ def build_parser():
     sss.add_argument("--segments", type=int, default=5, help="number of soft segments (default 5)")
     sss.add_argument("--mode", choices=["full", "fast"], default="full",
                      help="full: every stage at full resolution (default); fast: every stage "
-                     "at about 20,000 pixels, then a few relaxed steps at full resolution")
+                     "at about 10,000 pixels, then a few relaxed steps at full resolution")
     sss.add_argument("--seed", type=int, default=0, help="seed of the k-means steps (default 0)")
     sss.set_defaults(run=_run_sss)
 

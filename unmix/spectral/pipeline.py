@@ -55,7 +55,8 @@ class SemanticSoftSegmentationParams:
         a 10-pixel window and ε = 0.01 (§3).
     fast_pixels : int
         ``mode="fast"`` runs the spectral stages on the image reduced to about
-        this many pixels (20,000: 160×120 for a 640×480 image).
+        this many pixels (10,000: about 115×87 for a 640×480 image; the time of
+        the constrained stage there is proportional to it).
     fast_upsample_eps : float
         ε of the guided filter that sharpens the upsampled segments along the
         full-resolution image's edges in ``mode="fast"``.
@@ -80,7 +81,7 @@ class SemanticSoftSegmentationParams:
     feature_clamp: float = 5.0
     feature_window: int = 10
     feature_eps: float = 0.01
-    fast_pixels: int = 20000
+    fast_pixels: int = 10000
     fast_upsample_eps: float = 1e-4
     fast_relaxed_iters: int = 4
 
