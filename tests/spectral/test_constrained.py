@@ -170,6 +170,16 @@ def _normwise_berr(big, y, r):
     return np.linalg.norm(res) / (np.linalg.norm(big, 2) * np.linalg.norm(y) + np.linalg.norm(r))
 
 
+def test_compact_columns_in_place_equals_fancy_indexing():
+    rng = np.random.default_rng(0)
+    for keep in ([0, 2, 3], [4], [1, 2, 3, 4], [0, 1, 2, 3, 4]):
+        a = rng.standard_normal((7, 5))
+        expected = a[:, keep].copy()
+        out = cs._compact_columns(a, keep)
+        np.testing.assert_array_equal(out, expected)
+        assert out.flags.c_contiguous and np.shares_memory(out, a)
+
+
 def test_spd_inverse_against_numpy_with_lu_fallback():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 6))

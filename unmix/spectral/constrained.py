@@ -173,6 +173,28 @@ def _scale_rows(E, sw, k, out):
             out[p, j] = E[p, j] * s
 
 
+def _compact_columns(array, keep):
+    """``array[:, keep]`` for increasing ``keep``, written over ``array``'s own buffer.
+
+    Returns a C-contiguous (N, len(keep)) view of the buffer's start. Copying rows
+    front to back is safe in place: each entry moves to an index no larger than its
+    own. It saves a fresh N×C array per pruned array, whose first touch of new memory
+    costs more than the copy.
+    """
+    n = array.shape[0]
+    flat = array.reshape(-1)
+    _compact_rows(flat, array.shape[1], np.asarray(keep, dtype=np.int64))
+    return flat[: n * len(keep)].reshape(n, len(keep))
+
+
+@njit(cache=True)
+def _compact_rows(flat, width, keep):
+    m = keep.shape[0]
+    for p in range(flat.shape[0] // width):
+        for j in range(m):
+            flat[p * m + j] = flat[p * width + keep[j]]
+
+
 def _default_threads():
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -253,8 +275,8 @@ class _PixelWork:
         return Weights(sw, e0, e1, constant), energy, max_abs
 
     def select(self, weights, keep):
-        """The weights of the layers ``keep`` only (pruning, §10.3)."""
-        self._weights = tuple(np.ascontiguousarray(w[:, keep]) for w in weights[:3])
+        """The weights of the layers ``keep`` only (pruning, §10.3), in their own buffers."""
+        self._weights = tuple(_compact_columns(w, keep) for w in weights[:3])
         return Weights(*self._weights, weights.constant[keep])
 
     # pass 2: the weighted Gram products and the right-hand sides
@@ -794,7 +816,7 @@ def constrained_sparsification(
                     if keep.size < C:
                         log.debug("constrained sparsification: iteration %d keeps %d of %d "
                                   "components", it, keep.size, C)
-                        alpha = np.ascontiguousarray(alpha[:, keep])
+                        alpha = _compact_columns(alpha, keep)
                         weights = work.select(weights, keep)
                         kept = kept[keep]
                     tm["prune"] += time.perf_counter() - t
@@ -816,5 +838,7 @@ def constrained_sparsification(
             stacklevel=2,
         )
     info["kept"] = kept
+    if alpha.base is not None:  # pruned in place: release the buffer's unused tail
+        alpha = alpha.copy()
     out = alpha.reshape(shape[0], shape[1], alpha.shape[1])
     return (out, info) if return_info else out
