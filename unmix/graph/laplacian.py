@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sparse
-from numba import njit
 
 from .._checks import feature_array, positive_fields
 from ..image import as_float_image
@@ -115,16 +114,12 @@ def _laplacian_in_place(W, normalized):
     """:func:`laplacian` of a CSR float64 W that it may overwrite (no input checks)."""
     W.sum_duplicates()
     degree = np.asarray(W.sum(axis=1)).ravel()
-    # D − W in W's own arrays where W stores every diagonal entry (the matting affinity
-    # does): no second N×N matrix, which at 640×480 costs more in fresh memory than in
-    # arithmetic.
+    # D − W in W's own arrays (setdiag writes in place where W stores every diagonal
+    # entry, as the matting affinity does): no second N×N matrix, which at 640×480
+    # costs more in fresh memory than in arithmetic.
     L = W
     L.data *= -1.0
-    diagonal = _diagonal_positions(L.indptr, L.indices)
-    if (diagonal >= 0).all():
-        L.data[diagonal] += degree
-    else:
-        L = (sparse.diags(degree) + L).tocsr()
+    L.setdiag(L.diagonal() + degree)
     if normalized:
         if not (degree > 0).all():
             bad = np.flatnonzero(degree <= 0)
@@ -136,19 +131,6 @@ def _laplacian_in_place(W, normalized):
         L = (scale @ L @ scale).tocsr()
     L.sort_indices()
     return L
-
-
-@njit(cache=True)
-def _diagonal_positions(indptr, indices):
-    """Index into a CSR matrix's data of each row's diagonal entry (−1 where absent)."""
-    n = indptr.shape[0] - 1
-    positions = np.full(n, -1, np.int64)
-    for i in range(n):
-        for q in range(indptr[i], indptr[i + 1]):
-            if indices[q] == i:
-                positions[i] = q
-                break
-    return positions
 
 
 def sss_laplacian(image, features, sp=None, params=None, return_affinities=False):
