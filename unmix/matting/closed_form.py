@@ -49,7 +49,7 @@ from .._checks import positive
 from ..graph.matting import matting_laplacian
 from ..image import as_float_image
 from ..linalg import factorize, grid_nested_dissection, pcg
-from .trimap import _trimap_values, split_trimap
+from .trimap import _check_thresholds, _split_values, _trimap_values
 
 __all__ = ["MattingInfo", "closed_form_matting"]
 
@@ -233,8 +233,9 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
     if isinstance(maxiter, (bool, np.bool_)) or int(maxiter) != maxiter or maxiter < 1:
         raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
     shape = image.shape[:2]
-    foreground, _, unknown = split_trimap(trimap, fg_threshold=fg_threshold,
-                                          bg_threshold=bg_threshold, shape=shape)
+    _check_thresholds(fg_threshold, bg_threshold)
+    values = _trimap_values(trimap)
+    foreground, _, unknown = _split_values(values, fg_threshold, bg_threshold, shape)
     alpha = foreground.astype(np.float64)
     n_unknown = int(np.count_nonzero(unknown))
     info = MattingInfo(n_unknown=n_unknown)
@@ -272,6 +273,6 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
                  ", ".join(f"{k} {v:.3f} s" for k, v in info.timings.items()))
     if keep_trimap_values:
         known = ~unknown
-        alpha[known] = _trimap_values(trimap)[known]
+        alpha[known] = values[known]
     return (alpha, info) if return_info else alpha
 

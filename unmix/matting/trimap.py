@@ -17,6 +17,8 @@ import warnings
 
 import numpy as np
 
+from .._checks import real_array
+
 __all__ = ["split_trimap", "trimap_from_alpha", "trimap_from_segment"]
 
 #: uint8 values of the trimaps made here (the DIM convention).
@@ -33,27 +35,43 @@ def _trimap_values(trimap, name="trimap"):
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (H, W) (or (H, W, C) with equal channels), "
                          f"got shape {np.shape(trimap)}")
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) \
-            or np.issubdtype(arr.dtype, np.complexfloating):
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    values = real_array(arr, name)
     if arr.dtype == np.uint8:
-        return arr / 255.0
+        return values / 255.0
     if arr.dtype == np.uint16:
-        return arr / 65535.0
+        return values / 65535.0
     if np.issubdtype(arr.dtype, np.integer):
         # E.g. a list of Python ints {0, 128, 255}: only the 8-bit reading makes sense.
         warnings.warn(f"{name} has integer dtype {arr.dtype}; reading it as 8-bit values "
                       "(0..255). Pass uint8, or floats in [0, 1]", UserWarning, stacklevel=3)
-        return arr / 255.0
-    values = arr.astype(np.float64)
-    if not np.isfinite(values).all():
-        raise ValueError(f"{name} contains {np.count_nonzero(~np.isfinite(values))} NaN or "
-                         "infinite values")
+        return values / 255.0
     if arr.dtype != bool and (values.min() < 0.0 or values.max() > 1.0):
         warnings.warn(f"{name} has floating-point values in [{values.min():.6g}, "
                       f"{values.max():.6g}], outside [0, 1]; 8-bit data must be passed as "
                       "uint8", UserWarning, stacklevel=3)
     return values
+
+
+def _check_thresholds(fg_threshold, bg_threshold):
+    if not 0.0 <= bg_threshold < fg_threshold <= 1.0:
+        raise ValueError("thresholds must satisfy 0 <= bg_threshold < fg_threshold <= 1, "
+                         f"got bg_threshold={bg_threshold!r}, fg_threshold={fg_threshold!r}")
+
+
+def _split_values(values, fg_threshold, bg_threshold, shape):
+    """:func:`split_trimap` of values already on the [0, 1] scale (thresholds checked)."""
+    if shape is not None and values.shape != tuple(shape):
+        raise ValueError(f"trimap must have the image's shape {tuple(shape)}, "
+                         f"got {values.shape}")
+    foreground = values >= fg_threshold
+    background = values <= bg_threshold
+    for mask, what, rule in ((foreground, "foreground", f">= {fg_threshold}"),
+                             (background, "background", f"<= {bg_threshold}")):
+        if not mask.any():
+            raise ValueError(f"trimap has no {what} pixel (value {rule} on the [0, 1] scale; "
+                             f"uint8 trimaps are divided by 255), got values in "
+                             f"[{values.min():.6g}, {values.max():.6g}]")
+    return foreground, background, ~(foreground | background)
 
 
 def split_trimap(trimap, *, fg_threshold=0.9, bg_threshold=0.1, shape=None):
@@ -83,22 +101,8 @@ def split_trimap(trimap, *, fg_threshold=0.9, bg_threshold=0.1, shape=None):
         ``0 <= bg_threshold < fg_threshold <= 1``, or there is no
         foreground or no background pixel (the alpha would be undetermined).
     """
-    if not 0.0 <= bg_threshold < fg_threshold <= 1.0:
-        raise ValueError("thresholds must satisfy 0 <= bg_threshold < fg_threshold <= 1, "
-                         f"got bg_threshold={bg_threshold!r}, fg_threshold={fg_threshold!r}")
-    values = _trimap_values(trimap)
-    if shape is not None and values.shape != tuple(shape):
-        raise ValueError(f"trimap must have the image's shape {tuple(shape)}, "
-                         f"got {values.shape}")
-    foreground = values >= fg_threshold
-    background = values <= bg_threshold
-    for mask, what, rule in ((foreground, "foreground", f">= {fg_threshold}"),
-                             (background, "background", f"<= {bg_threshold}")):
-        if not mask.any():
-            raise ValueError(f"trimap has no {what} pixel (value {rule} on the [0, 1] scale; "
-                             f"uint8 trimaps are divided by 255), got values in "
-                             f"[{values.min():.6g}, {values.max():.6g}]")
-    return foreground, background, ~(foreground | background)
+    _check_thresholds(fg_threshold, bg_threshold)
+    return _split_values(_trimap_values(trimap), fg_threshold, bg_threshold, shape)
 
 
 def _erode(mask, band):
@@ -114,9 +118,7 @@ def _erode(mask, band):
 def _make_trimap(alpha, band, fg_threshold, bg_threshold):
     if isinstance(band, (bool, np.bool_)) or not float(band) >= 0 or not np.isfinite(band):
         raise ValueError(f"band must be a finite number of pixels >= 0, got {band!r}")
-    if not 0.0 <= bg_threshold < fg_threshold <= 1.0:
-        raise ValueError("thresholds must satisfy 0 <= bg_threshold < fg_threshold <= 1, "
-                         f"got bg_threshold={bg_threshold!r}, fg_threshold={fg_threshold!r}")
+    _check_thresholds(fg_threshold, bg_threshold)
     trimap = np.full(alpha.shape, UNKNOWN, dtype=np.uint8)
     trimap[_erode(alpha >= fg_threshold, band)] = FOREGROUND
     trimap[_erode(alpha <= bg_threshold, band)] = BACKGROUND
