@@ -300,9 +300,13 @@ class MultifrontalFactor:
         if not np.issubdtype(b.dtype, np.number) or np.iscomplexobj(b):
             raise TypeError(f"b must be real, got dtype {b.dtype}")
         B = b.reshape(self.n, -1)
-        # The sweeps take the right-hand sides as rows; a Fortran-ordered block (such as
-        # a block of Krylov basis rows) is already that layout and is copied, not gathered.
-        Xt = np.array(B.T if permuted else B[self._perm].T, dtype=np.float64, order="C")
+        # The sweeps take the right-hand sides as rows and overwrite them; a
+        # Fortran-ordered block (such as a block of Krylov basis rows) is already that
+        # layout and is copied, not gathered. The gather makes its own array.
+        if permuted:
+            Xt = np.array(B.T, dtype=np.float64, order="C")
+        else:
+            Xt = np.ascontiguousarray(B[self._perm].T, dtype=np.float64)
         if Xt.size:
             self._sweeps(Xt)
         X = Xt.T
@@ -472,7 +476,7 @@ def _factor_fronts(tree, perm, sptr, sidx, b, doff, data, indptr, indices, vals)
             if bt:
                 blas.dtrsm(1.0, F11, F21, side=1, lower=1, trans_a=1, overwrite_b=1)
                 blas.dsyrk(-1.0, F21, beta=1.0, c=F22, trans=0, lower=1, overwrite_c=1)
-            # Store [L11⁻¹; L21 L11⁻¹] for the one-gemm sweeps (see _forward_range).
+            # Store [L11⁻¹; L21 L11⁻¹] for the one-gemm sweeps (see _forward_sweep).
             # The explicit inverse costs accuracy only in proportion to cond(L11):
             # ≤ 25 measured on the SSS Laplacian, whose eigenpairs are then
             # checked by their residuals; the matting system at ε = 1e-7 has worse

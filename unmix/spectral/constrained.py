@@ -799,8 +799,6 @@ def constrained_sparsification(
 
                 # α = E y, α_C = 1 − Σ others; the next weights and E_c of this iterate.
                 t = time.perf_counter()
-                if alpha.shape[1] != C or not alpha.flags.c_contiguous:
-                    alpha = np.empty((N, C))
                 weights, sparse_sum, max_abs = work.update(np.ascontiguousarray(y.T), alpha, gamma)
                 info["energy"][it - 1] = lap + kappa * float(sparse_sum.sum())
                 tm["weights"] += time.perf_counter() - t
