@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .image import write_image
+from .image import as_float_image, write_image
 
 __all__ = ["Layers", "composite", "segment_palette"]
 
@@ -183,8 +183,8 @@ class Layers:
         ``layers`` and ``image`` are as in :meth:`to_rgba`; all layers (which
         recompose the image) by default.
         """
-        index = self._selection(layers)
-        return composite(self.to_rgba(index, image), background=background)
+        rgba = self.to_rgba(self._selection(layers), image)
+        return _over(rgba[:, :, :3], rgba[:, :, 3], background)
 
     def save(self, directory, prefix="alpha"):
         """Write one 16-bit PNG per alpha matte, the visualisation, and the layers.
@@ -217,8 +217,6 @@ class Layers:
 
 def _background(background, shape):
     """A background as float64 (H, W, 3): an image, an RGB triple or a grey level."""
-    from .image import as_float_image
-
     arr = np.asarray(background)
     if arr.ndim <= 1 and arr.size in (1, 3):
         colour = np.asarray(arr, dtype=np.float64).reshape(-1)
@@ -265,8 +263,6 @@ def composite(foreground, alpha=None, background=0.0):
     array([[0.  , 0.25],
            [0.5 , 1.  ]])
     """
-    from .image import as_float_image
-
     if isinstance(foreground, Layers):
         if foreground.colors is None:
             raise ValueError("the layers have no colours: call estimate_colors(image) first")
@@ -287,6 +283,11 @@ def composite(foreground, alpha=None, background=0.0):
             raise ValueError(f"alpha must have shape {colours.shape[:2]} (the foreground's), "
                              f"got {alpha.shape}")
         alpha = np.clip(alpha, 0.0, 1.0)
+    return _over(colours, alpha, background)
+
+
+def _over(colours, alpha, background):
+    """α F + (1 − α) B for checked colours (H, W, 3) and alpha (H, W) in [0, 1]."""
     background = _background(background, colours.shape[:2])
     a = alpha[:, :, None]
     return np.clip(a * colours + (1.0 - a) * background, 0.0, 1.0)
