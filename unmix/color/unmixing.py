@@ -746,7 +746,9 @@ def sparse_color_unmixing(pixels, models, method="fast", sigma=SPARSITY, tol=1e-
             stationarity = np.zeros(n)
             _reduced_batch(c, alphas, models.means, models.covariances, float(sigma), tol,
                            max_iter, iterations, stationarity)
-            colors = closed_form_colors(c, models, alphas)
+            # closed_form_colors without re-checking inputs validated above.
+            colors = np.empty((n, k, 3))
+            _closed_form_batch(c, alphas, models.means, models.covariances, True, colors)
             unconverged = int(np.count_nonzero(iterations >= max_iter))
         else:
             max_iter = 100 if max_iter is None else max_iter
