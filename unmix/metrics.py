@@ -221,11 +221,9 @@ def _largest_component(mask):
     sizes = np.bincount(labels.ravel())[1:]
     best = np.flatnonzero(sizes == sizes.max()) + 1
     if best.size > 1:
-        first = np.full(count + 1, labels.size)
-        order = labels.T.ravel()  # column-major scan
-        np.minimum.at(first, order, np.arange(order.size))
-        best = best[np.argmin(first[best])]
-    return labels == int(np.atleast_1d(best)[0])
+        order = labels.T.ravel()  # column-major scan: the first tied component met
+        best = order[np.isin(order, best)][:1]
+    return labels == int(best[0])
 
 
 def _connectivity_levels(pred_above, target_above):
