@@ -10,6 +10,7 @@ import pytest
 import scipy.linalg as la
 
 from unmix.exceptions import ConvergenceWarning
+from unmix.linalg import krylov_schur
 from unmix.linalg.krylov_schur import block_krylov_schur
 
 
@@ -51,6 +52,21 @@ def test_matches_dense_with_multiplicities(dense, b):
     assert t.size == 3
     E = U[:, np.abs(w - 10.0) < 1e-8]
     assert np.sin(la.subspace_angles(X[:, t], E)).max() < 1e-8
+
+
+def test_column_parts_match_one_part(dense, monkeypatch):
+    """The basis products over two concurrent column parts give the one-part answer."""
+    A, (w, U) = dense
+    run = dict(block_size=4, ncv=40, tol=1e-12, random_state=2, return_info=True)
+    t1, X1, info1 = block_krylov_schur(lambda Z: A @ Z, A.shape[0], 10, **run)
+    # Panels of 8 entries: n = 400 splits into two parts.
+    monkeypatch.setattr(krylov_schur, "_PANEL_COLUMNS", 8)
+    assert len(krylov_schur._column_parts(A.shape[0])) == 2
+    t2, X2, info2 = block_krylov_schur(lambda Z: A @ Z, A.shape[0], 10, **run)
+    assert info1.converged and info2.converged and info2.n_restarts >= 1
+    np.testing.assert_allclose(t2, t1, rtol=0, atol=1e-11)
+    np.testing.assert_allclose(X2.T @ X2, np.eye(10), atol=1e-12)
+    assert np.linalg.norm(A @ X2 - X2 * t2, axis=0).max() < 1e-9
 
 
 def test_deterministic_and_key(dense):

@@ -11,6 +11,7 @@ from scipy.sparse.linalg import spsolve
 
 from unmix.graph import sss_laplacian, superpixels
 from unmix.image import example_image
+from unmix.linalg import multifrontal
 from unmix.linalg.multifrontal import NotPositiveDefiniteError, factorize
 from unmix.linalg.ordering import grid_nested_dissection
 
@@ -59,6 +60,32 @@ def test_solves_match_spsolve(sss, shift, root_method):
     assert F.nnz > 0 and F.nbytes > 0
 
 
+@pytest.fixture
+def threaded_sweeps(monkeypatch):
+    """Factors made now sweep their subtrees in three concurrent parts, however small."""
+    monkeypatch.setattr(multifrontal, "_PARALLEL_MIN_ENTRIES", 0)
+    monkeypatch.setattr(multifrontal, "_SWEEP_PARTS", 3)
+
+
+def test_threaded_sweeps_match_one_thread(sss, threaded_sweeps):
+    L, shape = sss
+    n = L.shape[0]
+    A = (L + 1e-6 * sp.identity(n)).tocsr()
+    tree = grid_nested_dissection(shape, L, leaf_size=32)
+    threaded = factorize(A, tree)
+    # The root of a grid dissection has two subtrees: two concurrent sweeps.
+    assert len(threaded._groups) == 2
+    serial = factorize(A, tree)
+    serial._groups = [np.concatenate(serial._groups)]
+    rng = np.random.default_rng(1)
+    for m in (1, 8):
+        B = rng.standard_normal((n, m))
+        X = threaded.solve(B)
+        assert relres(A, X, B) < 1e-10
+        # Only the order of the root updates' sums differs.
+        np.testing.assert_allclose(X, serial.solve(B), rtol=0, atol=1e-12 * np.abs(X).max())
+
+
 def test_non_positive_definite_block_raises(sss):
     L, shape = sss
     n = L.shape[0]
@@ -99,8 +126,11 @@ def test_bad_inputs(sss):
     [(slice(5, 25), slice(5, 8)), (slice(5, 25), slice(32, 35)),
      (slice(5, 8), slice(5, 35)), (slice(22, 25), slice(5, 35))],
 ])
-def test_masked_grid_with_disconnected_pieces(blobs):
+@pytest.mark.parametrize("threads", [False, True], ids=["one-thread", "threaded"])
+def test_masked_grid_with_disconnected_pieces(blobs, threads, request):
     """Fronts whose boundary is empty, and an empty root, factor and solve exactly."""
+    if threads:
+        request.getfixturevalue("threaded_sweeps")
     H, W = 30, 40
     mask = np.zeros((H, W), dtype=bool)
     for rows, cols in blobs:

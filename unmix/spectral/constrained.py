@@ -73,10 +73,8 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import os
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -86,6 +84,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from .._blas import single_threaded_blas
+from .._threads import default_threads, thread_map
 from .._checks import grid_shape
 from ..exceptions import ConvergenceWarning
 from ._kmeans import nearest_centre, seeded_kmeans
@@ -195,13 +194,6 @@ def _compact_rows(flat, width, keep):
             flat[p * m + j] = flat[p * width + keep[j]]
 
 
-def _default_threads():
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class _PixelWork:
     """The per-pixel passes of an iteration, split over threads by pixel range.
 
@@ -213,7 +205,7 @@ class _PixelWork:
     slower on two threads than on one, measured on the 2-core target).
     """
 
-    def __init__(self, E, n_threads, pool, block=None):
+    def __init__(self, E, n_threads, block=None):
         N, K = E.shape
         self.E = E
         if block is None:
@@ -223,16 +215,11 @@ class _PixelWork:
         self.block = block
         n_threads = max(1, min(n_threads, -(-N // block)))
         self.bounds = np.linspace(0, N, n_threads + 1).astype(np.int64)
-        self.pool = pool if n_threads > 1 else None
         self._weights = None
         self._gram_E = None
 
     def _map(self, fn, *args):
-        ranges = list(zip(self.bounds[:-1], self.bounds[1:]))
-        if self.pool is None:
-            return [fn(lo, hi, *args) for lo, hi in ranges]
-        futures = [self.pool.submit(fn, lo, hi, *args) for lo, hi in ranges]
-        return [f.result() for f in futures]
+        return thread_map(lambda lo, hi: fn(lo, hi, *args), self.bounds[:-1], self.bounds[1:])
 
     # pass 1: α = E y (+ the dependent layer), weights, energy, max |α|
     def _update_range(self, lo, hi, Y, alpha, sw, e0, e1, gamma, c):
@@ -682,7 +669,8 @@ def constrained_sparsification(
     max_refine : int, optional
         Most iterative-refinement steps of each block solve (typically 1–4 are taken).
     n_threads : int, optional
-        Threads for the Gram products; all CPUs available to the process by default.
+        Pixel ranges whose passes (weights, Gram products) run concurrently, on at most
+        as many threads as the process has CPUs; all of those by default.
     progress : bool, optional
         Show a tqdm progress bar.
     return_info : bool, optional
@@ -735,7 +723,7 @@ def constrained_sparsification(
     gamma = _check_float("sparsity", sparsity, 0.0, 2.0)
     prune_threshold = _check_float("prune_threshold", prune_threshold, 0.0, np.inf, lo_open=False)
     max_refine = _check_int("max_refine", max_refine, 0)
-    n_threads = _default_threads() if n_threads is None else _check_int("n_threads", n_threads, 1)
+    n_threads = default_threads() if n_threads is None else _check_int("n_threads", n_threads, 1)
     schedule = set(prune_schedule(iterations, prune_every))
     l1 = _laplacian_ones(laplacian_ones, N)
     alpha = _initial_alpha(init, shape, n_components)
@@ -761,10 +749,9 @@ def constrained_sparsification(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=iterations, desc="constrained sparsification", leave=False)
-    pool = ThreadPoolExecutor(n_threads) if n_threads > 1 else None
     try:
         with single_threaded_blas():
-            work = _PixelWork(E, n_threads, pool)
+            work = _PixelWork(E, n_threads)
             t = time.perf_counter()
             weights = work.update(None, alpha, gamma)[0]
             tm["weights"] += time.perf_counter() - t
@@ -822,8 +809,6 @@ def constrained_sparsification(
                     bar.update(1)
                     bar.set_postfix(C=alpha.shape[1])
     finally:
-        if pool is not None:
-            pool.shutdown()
         if bar is not None:
             bar.close()
 
