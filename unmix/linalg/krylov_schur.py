@@ -115,10 +115,10 @@ def _orthonormalize_block(V, m, W, Bk, rng, norms0, parts):
     _, D = step(C[j0:mk] if j0 < mk else None, slice(j0, mk), slice(mk, m))
     C[mk:m] = D
     before, Cp = step(D, slice(mk, m), slice(0, m))
-    for _ in range(2):
+    for full_pass in range(2):
         C += Cp
         after, _ = step(Cp, slice(0, m), None)
-        if np.all(after > _DGKS**2 * before):
+        if full_pass == 1 or np.all(after > _DGKS**2 * before):
             break
         before, Cp = step(None, None, slice(0, m))
     Q, R = _cholesky_qr(W, norms0)

@@ -167,14 +167,21 @@ def _extend_add(U, cidx, pos, p, F11, F21, F22):
 # release the GIL) as long as the forward sweep's updates of root variables (index ≥ r0)
 # go to the thread's own accumulator ``acc`` (m, n − r0), summed in by the caller.
 @njit(cache=True, nogil=True)
+def _front(node_ptr, sptr, t):
+    """Node t's variables s:e and its front's order f (its own plus its boundary)."""
+    s, e = node_ptr[t], node_ptr[t + 1]
+    return s, e, e - s + sptr[t + 1] - sptr[t]
+
+
+@njit(cache=True, nogil=True)
 def _front_buffers(node_ptr, sptr, ranges, m):
     maxp = 1
     maxf = 1
     for r in range(ranges.shape[0]):
         for t in range(ranges[r, 0], ranges[r, 1]):
-            p = node_ptr[t + 1] - node_ptr[t]
-            maxp = max(maxp, p)
-            maxf = max(maxf, p + sptr[t + 1] - sptr[t])
+            s, e, f = _front(node_ptr, sptr, t)
+            maxp = max(maxp, e - s)
+            maxf = max(maxf, f)
     return np.empty(m * maxp), np.empty(m * maxf)
 
 
@@ -184,11 +191,10 @@ def _forward_sweep(node_ptr, sptr, sidx, doff, data, ranges, r0, Xt, acc):
     xbuf, obuf = _front_buffers(node_ptr, sptr, ranges, m)
     for r in range(ranges.shape[0]):
         for t in range(ranges[r, 0], ranges[r, 1]):
-            s, e = node_ptr[t], node_ptr[t + 1]
+            s, e, f = _front(node_ptr, sptr, t)
             p = e - s
             if p == 0:
                 continue
-            f = p + sptr[t + 1] - sptr[t]
             x = xbuf[:m * p].reshape((m, p))
             x[:, :] = Xt[:, s:e]
             out = obuf[:m * f].reshape((m, f))
@@ -210,11 +216,10 @@ def _backward_sweep(node_ptr, sptr, sidx, doff, data, ranges, Xt):
     xbuf, zbuf = _front_buffers(node_ptr, sptr, ranges, m)
     for r in range(ranges.shape[0] - 1, -1, -1):
         for t in range(ranges[r, 1] - 1, ranges[r, 0] - 1, -1):
-            s, e = node_ptr[t], node_ptr[t + 1]
+            s, e, f = _front(node_ptr, sptr, t)
             p = e - s
             if p == 0:
                 continue
-            f = p + sptr[t + 1] - sptr[t]
             z = zbuf[:m * f].reshape((m, f))
             z[:, :p] = Xt[:, s:e]
             base = sptr[t] - p

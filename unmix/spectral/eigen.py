@@ -23,8 +23,10 @@ Methods
     iteration runs in the factor's elimination order, so a solve permutes nothing.  It
     converges on the residual of L itself, ‖Lv − λv‖, evaluated exactly from the Krylov
     relation for one sparse product with the residual block, which is skipped until a
-    cheap bound says convergence is near.  At 240×320 (coffee, k = 100) it needs 312
-    column solves; the time splits into factorisation ~20 %, solves ~45 %,
+    cheap bound says convergence is near.  The memory-bound parts run on two threads:
+    the sweeps of each solve over the two halves of the dissection, the products with
+    the basis over two halves of its vectors.  At 240×320 (coffee, k = 100) it needs 312
+    column solves; on 2 cores the time splits into factorisation ~20 %, solves ~40 %,
     orthogonalisation and restarts ~25 %.  ARPACK remains for the SuperLU path
     (``eigensolver="arpack"`` selects it explicitly).
 ``"lobpcg"``
@@ -61,8 +63,10 @@ _DENSE_MAX_N = 2000
 # and spare basis columns beyond 2(k + 2) (ncv = 244 for k = 100: a 0.6 GB basis at
 # 480×640).  Measured at 240×320, k = 100, loaded 2-core machine: b = 8 needs 312
 # column solves, b = 16 400 and b = 12 360, all within the noise of one another in
-# time (ncv 244-352 likewise); b = 8 needs the least memory.  At 480×640 (older
-# kernels): b = 8 ~330 solves, b = 16 ~435; b = 4 and 2 pay more per column.
+# time (ncv 244-352 likewise); b = 8 needs the least memory.  With the two-thread sweeps
+# and basis products, on a quiet machine: b = 8 4.7–5.0 s, b = 12 5.0–5.6 s, b = 16
+# 5.7–5.9 s.  At 480×640 (older kernels): b = 8 ~330 solves, b = 16 ~435; b = 4 and 2
+# pay more per column.
 _KS_BLOCK = 8
 _KS_NCV_EXTRA = 40
 
