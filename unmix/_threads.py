@@ -8,8 +8,10 @@ GIL, with BLAS itself on one thread (:func:`unmix._blas.single_threaded_blas`). 
 multi-threaded BLAS, whose idle threads spin, a thread here that has nothing to do
 sleeps, so a busy second core delays the other part and costs nothing more.
 
-The parts are fixed by the data, never by the number of cores, so that results do not
-depend on the machine (the sums over parts are taken in the same order everywhere).
+Where the parts' partial sums are added, their number decides the rounding.  The
+eigensolver fixes its parts by the data (two halves), never by the number of cores, so
+that its eigenvectors, and the stages downstream that amplify their rounding, do not
+depend on the machine.
 """
 
 import os

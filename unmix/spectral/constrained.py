@@ -670,7 +670,9 @@ def constrained_sparsification(
         Most iterative-refinement steps of each block solve (typically 1–4 are taken).
     n_threads : int, optional
         Pixel ranges whose passes (weights, Gram products) run concurrently, on at most
-        as many threads as the process has CPUs; all of those by default.
+        as many threads as the process has CPUs; all of those by default. The Gram sums
+        are added range by range, so their number changes the rounding, which this
+        stage amplifies (spec §10): fix it to compare runs on different machines.
     progress : bool, optional
         Show a tqdm progress bar.
     return_info : bool, optional
