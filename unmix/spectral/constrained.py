@@ -84,8 +84,8 @@ import scipy.sparse as sp
 from numba import njit
 
 from .._blas import single_threaded_blas
-from .._threads import default_threads, thread_map
 from .._checks import grid_shape
+from .._threads import default_threads, thread_map
 from ..exceptions import ConvergenceWarning
 from ._kmeans import nearest_centre, seeded_kmeans
 
