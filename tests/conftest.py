@@ -26,13 +26,9 @@ def photo():
 
 def pytest_collection_modifyitems(config, items):
     """Skip tests marked ``gpu`` when CuPy or a CUDA device is missing."""
-    try:
-        import cupy
+    from unmix._backend import gpu_available
 
-        has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        has_gpu = False
-    if not has_gpu:
+    if not gpu_available():
         skip = pytest.mark.skip(reason="needs CuPy and a CUDA device")
         for item in items:
             if "gpu" in item.keywords:

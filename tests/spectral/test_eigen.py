@@ -220,3 +220,68 @@ def test_bad_inputs(kwargs, exc, match):
     L = args.pop("L")
     with pytest.raises(exc, match=match):
         smallest_eigenpairs(L, **args)
+
+
+# ----------------------------------------------------------------------------- devices
+def test_gpu_unavailable_is_a_clear_error(small):
+    """device='gpu' without CuPy or a CUDA device: an ImportError that says what is missing."""
+    from unmix import _backend
+
+    if _backend.gpu_available():
+        pytest.skip("CuPy and a CUDA device are present")
+    L, shape = small
+    with pytest.raises(_backend.GPUUnavailableError, match=r"needs (CuPy|a CUDA device)"):
+        smallest_eigenpairs(L, 10, shape=shape, device="gpu")
+
+
+def test_bad_device(small):
+    L, shape = small
+    with pytest.raises(ValueError, match="device must be"):
+        smallest_eigenpairs(L, 10, shape=shape, device="tpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("factor", ["cudss", "cpu"])
+def test_gpu_matches_cpu(small, factor, monkeypatch):
+    """Eigenvalues to 1e-8 relative and the same eigenspace, with the cuDSS factor and
+    with the CPU factor the GPU path falls back to without it; NumPy in, NumPy out."""
+    from unmix.linalg import cudss
+
+    if factor == "cudss" and not cudss.cudss_available():
+        pytest.skip("nvmath-python with cuDSS is not installed")
+    if factor == "cpu":
+        monkeypatch.setattr(cudss, "cudss_available", lambda: False)
+    L, shape = small
+    k = 30
+    v_cpu, x_cpu = smallest_eigenpairs(L, k, shape=shape, tol=1e-9)
+    v_gpu, x_gpu, res = smallest_eigenpairs(L, k, shape=shape, tol=1e-9, device="gpu",
+                                            return_residuals=True)
+    assert isinstance(x_gpu, np.ndarray)
+    scale = np.abs(v_cpu).max()
+    np.testing.assert_allclose(v_gpu, v_cpu, rtol=0, atol=1e-8 * scale)
+    assert res.max() <= 1e-9
+    np.testing.assert_allclose(res, eigen_residuals(L, v_gpu, x_gpu), rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(x_gpu.T @ x_gpu, np.eye(k), atol=1e-10)
+    assert _max_sin_angle(x_gpu, x_cpu) < 1e-6
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_in_cupy_out(small):
+    import cupy
+    import cupyx.scipy.sparse as csp
+
+    L, shape = small
+    vals, vecs = smallest_eigenpairs(csp.csr_matrix(L), 12, shape=shape)
+    assert isinstance(vecs, cupy.ndarray) and vecs.shape == (L.shape[0], 12)
+    ref_vals, ref_vecs = smallest_eigenpairs(L, 12, shape=shape)
+    np.testing.assert_allclose(vals, ref_vals, rtol=0, atol=1e-8 * np.abs(ref_vals).max())
+    assert _max_sin_angle(vecs.get(), ref_vecs) < 1e-5
+
+
+@pytest.mark.gpu
+def test_gpu_cpu_only_methods_refused(small):
+    L, shape = small
+    with pytest.raises(ValueError, match="CPU only"):
+        smallest_eigenpairs(L, 10, shape=shape, method="lobpcg", device="gpu")
+    with pytest.raises(ValueError, match="CPU only"):
+        smallest_eigenpairs(L, 10, shape=shape, eigensolver="arpack", device="gpu")

@@ -44,6 +44,7 @@ import warnings
 
 import numpy as np
 
+from .._backend import get_backend, to_host
 from .._blas import single_threaded_blas
 from .._threads import thread_map
 from ..exceptions import ConvergenceWarning
@@ -54,6 +55,7 @@ __all__ = ["KrylovSchurInfo", "block_krylov_schur"]
 # enough that the panel's product (l × columns) stays in cache-sized temporaries, large
 # enough for efficient gemm.
 _PANEL_COLUMNS = 256
+_GPU_PANEL_COLUMNS = 1 << 16
 # DGKS: a second Gram–Schmidt pass when a column keeps less than 1/√2 of its norm.
 _DGKS = 0.7071
 
@@ -69,7 +71,7 @@ class KrylovSchurInfo(dict):
     __getattr__ = dict.__getitem__
 
 
-def _orthonormalize_block(V, m, W, Bk, rng, norms0, parts):
+def _orthonormalize_block(V, m, W, Bk, rng, norms0, parts, backend):
     """Orthogonalise W = T V₊ against V[:m] and orthonormalise it; return (C, Q, R).
 
     Basis vectors are rows: V is (m_max, n) and W (b, n), C-ordered, so that every vector
@@ -87,23 +89,27 @@ def _orthonormalize_block(V, m, W, Bk, rng, norms0, parts):
     halves the cost of unconditional Gram–Schmidt twice.
 
     The products run over the column ``parts`` of the basis concurrently (see
-    :func:`_column_parts`).
+    :func:`_column_parts`). The basis, W and Q live on ``backend``'s device; the small
+    coefficients C and R on the host.
 
     Columns that vanish (W rank-deficient modulo span(V): an invariant subspace was
     found) are replaced by random directions orthogonal to everything, with a zero row
     in R, so the Krylov relation still holds.
     """
+    xp = backend.xp
     mk = Bk.shape[1]
     C = np.zeros((m, W.shape[0]))
 
     def step(coef, rows, project):
         """W −= coefᵀ V[rows]; return the squared row norms of W and V[project] Wᵀ."""
+        coef_t = None if coef is None else backend.asarray(coef.T)
+
         def part(cols):
             Wc = W[:, cols]
-            if coef is not None:
-                Wc -= coef.T @ V[rows, cols]
-            proj = None if project is None else V[project, cols] @ Wc.T
-            return np.einsum("ij,ij->i", Wc, Wc), proj
+            if coef_t is not None:
+                Wc -= coef_t @ V[rows, cols]
+            proj = None if project is None else to_host(V[project, cols] @ Wc.T)
+            return to_host(xp.einsum("ij,ij->i", Wc, Wc)), proj
         norms2, projs = zip(*thread_map(part, parts))
         return sum(norms2), (None if project is None else sum(projs))
 
@@ -121,13 +127,13 @@ def _orthonormalize_block(V, m, W, Bk, rng, norms0, parts):
         if full_pass == 1 or np.all(after > _DGKS**2 * before):
             break
         before, Cp = step(None, None, slice(0, m))
-    Q, R = _cholesky_qr(W, norms0)
+    Q, R = _cholesky_qr(W, norms0, backend)
     if Q is None:
-        Q, R = _householder_qr(V[:m], W, rng, norms0)
+        Q, R = _householder_qr(V[:m], W, rng, norms0, backend)
     return C, Q, R
 
 
-def _cholesky_qr(W, norms0):
+def _cholesky_qr(W, norms0, backend):
     """``W = Rᵀ Q`` by Cholesky QR, twice (CholQR2); (None, None) where it is unsafe.
 
     Two reads of the small block W instead of Householder's column-by-column passes
@@ -140,7 +146,7 @@ def _cholesky_qr(W, norms0):
     Q = W
     for _ in range(2):
         try:
-            Rk = la.cholesky(Q @ Q.T, lower=False, check_finite=False)
+            Rk = la.cholesky(to_host(Q @ Q.T), lower=False, check_finite=False)
         except la.LinAlgError:
             return None, None
         d = np.abs(np.diag(Rk))
@@ -149,18 +155,18 @@ def _cholesky_qr(W, norms0):
         # Q ← Rk⁻ᵀ Q as a gemm with the explicit b×b inverse (LAPACK's trtrs with n
         # right-hand sides is ~5× slower); Rk is well conditioned here (checked above).
         Rinv = la.solve_triangular(Rk, np.eye(Rk.shape[0]), check_finite=False)
-        Q = Rinv.T @ Q
+        Q = backend.asarray(Rinv.T) @ Q
         R = Rk @ R
     if np.any(np.abs(np.diag(R)) <= 1e-12 * norms0):
         return None, None
     return Q, R
 
 
-def _householder_qr(Vm, W, rng, norms0):
+def _householder_qr(Vm, W, rng, norms0, backend):
     """``W = Rᵀ Q`` by Householder QR, with vanishing columns replaced (see above)."""
-    import scipy.linalg as la
-
-    Qt, R = la.qr(W.T, mode="economic", overwrite_a=True, check_finite=False)
+    xp = backend.xp
+    Qt, R = xp.linalg.qr(W.T, mode="reduced")
+    R = np.array(to_host(R))
     b = W.shape[0]
     # A column whose remainder is at rounding level of its original norm is noise: its
     # direction is not orthogonal to V, so it must not enter the basis.
@@ -168,48 +174,51 @@ def _householder_qr(Vm, W, rng, norms0):
     if small.any():
         for i in np.flatnonzero(small):
             R[i, i:] = 0.0
-            q = rng.standard_normal(W.shape[1])
-            others = np.delete(np.arange(b), i)
+            q = backend.asarray(rng.standard_normal(W.shape[1]))
+            others = backend.asarray(np.delete(np.arange(b), i), dtype=np.int64)
             for _ in range(2):
                 q -= (Vm @ q) @ Vm
                 Qo = Qt[:, others]
                 q -= Qo @ (Qo.T @ q)
-            Qt[:, i] = q / np.linalg.norm(q)
+            Qt[:, i] = q / xp.linalg.norm(q)
         # Later columns of Q were computed against the noise column; redo them.
-        Qt, R2 = la.qr(Qt, mode="economic", check_finite=False)
-        R = R2 @ R
+        Qt, R2 = xp.linalg.qr(Qt, mode="reduced")
+        R = to_host(R2) @ R
     return Qt.T, R
 
 
-def _column_parts(n):
+def _column_parts(n, backend):
     """Slices of the n vector entries, processed concurrently (see :mod:`unmix._threads`).
 
     The products with the basis are memory-bound: two threads, each over half of every
     vector, run them 1.6–1.8× faster than one on the 2-core target (240×320, m = 200).
     Small problems (a part would hold fewer than _PANEL_COLUMNS · 16 entries) use one
     part.  Two parts on any machine, so that the rounding does not depend on the number
-    of cores.
+    of cores. On the GPU one part: the device parallelises each product itself.
     """
-    k = 2 if n >= 2 * 16 * _PANEL_COLUMNS else 1
+    k = 2 if n >= 2 * 16 * _PANEL_COLUMNS and not backend.is_gpu else 1
     bounds = np.linspace(0, n // _PANEL_COLUMNS, k + 1).astype(int) * _PANEL_COLUMNS
     bounds[-1] = n
     return [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def _combine(V, m, Y, out, parts):
+def _combine(V, m, Y, out, parts, backend):
     """``out = Yᵀ V[:m]`` (Ritz vectors as rows) panel by panel; out may be V[:l]."""
-    Yt = np.ascontiguousarray(Y.T)
+    Yt = backend.ascontiguous(Y.T)
+    # On the GPU, panels of 64 Ki entries: a few launches per restart instead of one per
+    # 256 entries, with a temporary of l × 64 Ki doubles (~100 MB at l = 200).
+    panel = _GPU_PANEL_COLUMNS if backend.is_gpu else _PANEL_COLUMNS
 
     def part(cols):
-        for c0 in range(cols.start, cols.stop, _PANEL_COLUMNS):
-            c1 = min(c0 + _PANEL_COLUMNS, cols.stop)
+        for c0 in range(cols.start, cols.stop, panel):
+            c1 = min(c0 + panel, cols.stop)
             out[:, c0:c1] = Yt @ V[:m, c0:c1]
     thread_map(part, parts)
 
 
 def block_krylov_schur(apply, n, k, *, block_size=4, ncv=None, keep=None, tol=1e-10,
                        maxiter=100, random_state=0, key=None, residual=None, warn=True,
-                       return_info=False):
+                       return_info=False, device="cpu"):
     """Extreme eigenpairs of a symmetric operator by thick-restart block Krylov–Schur.
 
     Parameters
@@ -251,13 +260,18 @@ def block_krylov_schur(apply, n, k, *, block_size=4, ncv=None, keep=None, tol=1e
         end before all k pairs converged (the best pairs are returned anyway).
     return_info : bool, default False
         Also return a :class:`KrylovSchurInfo`.
+    device : {"cpu", "gpu"}, default "cpu"
+        Where the basis lives: ``"gpu"`` keeps it in CuPy arrays, hands ``apply`` and
+        ``residual`` CuPy blocks (``apply`` must return one) and returns the Ritz
+        vectors as a CuPy array. The small Rayleigh–Ritz problems run on the host
+        either way.
 
     Returns
     -------
     theta : ndarray, shape (k,)
         Ritz values, sorted by ``key``.
-    X : ndarray, shape (n, k)
-        Orthonormal Ritz vectors.
+    X : ndarray or cupy.ndarray, shape (n, k)
+        Orthonormal Ritz vectors (on ``device``).
     info : KrylovSchurInfo
         Only with ``return_info=True``.
 
@@ -309,28 +323,30 @@ def block_krylov_schur(apply, n, k, *, block_size=4, ncv=None, keep=None, tol=1e
             return np.linalg.norm(S, axis=0) / np.maximum(np.abs(theta), np.finfo(float).tiny)
     rng = random_state if isinstance(random_state, np.random.Generator) \
         else np.random.default_rng(random_state)
+    backend = get_backend(device)
     # BLAS on one thread throughout: the tall-skinny products are memory-bound and run
     # on our own threads over column parts (_column_parts), and on a loaded 2-core
     # machine multi-threaded OpenBLAS made the small dense eigh 30-100x slower (0.4 s
     # instead of 4 ms at m = 210).
     with single_threaded_blas():
         return _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual,
-                             warn, return_info)
+                             warn, return_info, backend)
 
 
 def _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual, warn,
-                  return_info):
+                  return_info, backend):
     import scipy.linalg as la
 
     # Basis [V_m, V₊] as the rows of one C-ordered array: every vector is contiguous, so
     # V₊ is handed to ``apply`` as an (n, b) view without a copy (a Fortran-ordered
     # block, which the multifrontal solve sweeps in place).
-    V = np.empty((ncv + b, n))
-    parts = _column_parts(n)
+    xp = backend.xp
+    V = xp.empty((ncv + b, n))
+    parts = _column_parts(n, backend)
     H = np.zeros((ncv, ncv))
     B = np.zeros((b, ncv))
     Q, _ = la.qr(rng.standard_normal((n, b)), mode="economic")
-    V[:b] = Q.T
+    V[:b] = backend.asarray(Q.T)
     m = 0  # basis size; V₊ = V[m:m+b]
     n_restarts = 0
     n_applies = 0
@@ -346,15 +362,15 @@ def _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual, w
 
     while True:
         # ---- expansion: W = T V₊, orthogonalised against [V_m, V₊].
-        W = np.asarray(apply(V[m:m + b].T))
+        W = apply(V[m:m + b].T)
         if W.shape != (n, b):
             raise ValueError(f"apply returned an array of shape {W.shape}, expected {(n, b)}")
-        W = np.array(W.T, dtype=np.float64, order="C")
-        if not np.all(np.isfinite(W)):
+        W = xp.array(backend.asarray(W).T, dtype=np.float64, order="C")
+        if not bool(xp.all(xp.isfinite(W))):
             raise ValueError("apply returned non-finite values (NaN or inf)")
         n_applies += b
-        norms0 = np.linalg.norm(W, axis=1)
-        C, Qn, R = _orthonormalize_block(V, m + b, W, B[:, :m], rng, norms0, parts)
+        norms0 = to_host(xp.linalg.norm(W, axis=1))
+        C, Qn, R = _orthonormalize_block(V, m + b, W, B[:, :m], rng, norms0, parts, backend)
         del W
         # Krylov relation for the grown basis: column block [m, m+b) of H is C; the rows
         # [m, m+b) left of it are the old coupling B_m (H is symmetric; both triangles
@@ -384,7 +400,7 @@ def _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual, w
         gap_tol = 1e-12 * np.abs(theta).max()
         while l > k and abs(theta[l] - theta[l - 1]) <= gap_tol:
             l -= 1
-        _combine(V, m, Y[:, :l], V[:l], parts)
+        _combine(V, m, Y[:, :l], V[:l], parts, backend)
         V[l:l + b] = V[m:m + b]
         H[:, :] = 0.0
         H[np.arange(l), np.arange(l)] = theta[:l]
@@ -393,8 +409,8 @@ def _krylov_schur(apply, n, k, b, ncv, keep, tol, maxiter, rng, key, residual, w
         m = l
 
     converged = bool(np.all(res <= tol))
-    X = np.empty((k, n))
-    _combine(V, m, Y[:, :k], X, parts)
+    X = xp.empty((k, n))
+    _combine(V, m, Y[:, :k], X, parts, backend)
     X = X.T
     theta = theta[:k].copy()
     del V

@@ -50,6 +50,7 @@ import warnings
 
 import numpy as np
 
+from .._backend import get_backend, like_input, to_host
 from .._checks import grid_shape, positive
 from ..exceptions import ConvergenceWarning
 
@@ -128,16 +129,20 @@ def eigen_residuals(L, eigvals, eigvecs):
     Parameters
     ----------
     L : sparse matrix, shape (N, N)
+        A SciPy matrix with NumPy eigenvectors, or a ``cupyx.scipy.sparse`` matrix with
+        CuPy ones.
     eigvals : ndarray, shape (k,)
-    eigvecs : ndarray, shape (N, k)
+    eigvecs : ndarray or cupy.ndarray, shape (N, k)
 
     Returns
     -------
     ndarray, shape (k,)
+        On the host.
     """
-    V = np.asarray(eigvecs)
-    R = L @ V - V * np.asarray(eigvals)[None, :]
-    return np.linalg.norm(R, axis=0) / np.maximum(np.linalg.norm(V, axis=0), 1e-300)
+    xp = get_backend(None, eigvecs).xp
+    V = xp.asarray(eigvecs)
+    R = L @ V - V * xp.asarray(eigvals)[None, :]
+    return to_host(xp.linalg.norm(R, axis=0) / xp.maximum(xp.linalg.norm(V, axis=0), 1e-300))
 
 
 # ------------------------------------------------------------------------ factorisation
@@ -179,11 +184,12 @@ def _factorize_shifted(A, shape):
 
 
 # ----------------------------------------------------------------------------- methods
-def _select_smallest_magnitude(vals, vecs, k):
+def _select_smallest_magnitude(vals, vecs, k, backend=None):
     o = np.argsort(np.abs(vals), kind="stable")[:k]
-    vals, vecs = vals[o], vecs[:, o]
-    o = np.argsort(vals, kind="stable")
-    return vals[o], vecs[:, o]
+    o = o[np.argsort(vals[o], kind="stable")]
+    if backend is not None:
+        o = backend.asarray(o, dtype=np.int64)
+    return vals[to_host(o)], vecs[:, o]
 
 
 def _rayleigh_ritz(L, Z):
@@ -196,7 +202,7 @@ def _rayleigh_ritz(L, Z):
     return theta, Q @ Y
 
 
-def _solve_dense(L, k, tol, rng, maxiter, **_):
+def _solve_dense(L, k, tol, rng, maxiter, backend=None, **_):
     import scipy.linalg as la
 
     vals, vecs = la.eigh(L.toarray())
@@ -204,48 +210,89 @@ def _solve_dense(L, k, tol, rng, maxiter, **_):
 
 
 def _solve_shift_invert(L, k, tol, rng, maxiter, shape=None, sigma=-1e-6, ncv=None,
-                        eigensolver="auto", block_size=None, **_):
+                        eigensolver="auto", block_size=None, backend=None, **_):
     n = L.shape[0]
     if eigensolver not in ("auto", "arpack", "krylov-schur"):
         raise ValueError(f"eigensolver must be 'auto', 'arpack' or 'krylov-schur', got "
                          f"{eigensolver!r}")
+    if backend.is_gpu and eigensolver == "arpack":
+        raise ValueError("eigensolver='arpack' runs on the CPU only; use 'krylov-schur' or "
+                         "'auto' with device='gpu'")
     if block_size is not None and (isinstance(block_size, bool) or not isinstance(
             block_size, numbers.Integral) or block_size < 1):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     import scipy.sparse as sp
 
     A = (L - sigma * sp.identity(n, format="csr")).tocsr()
-    solve, factor = _factorize_shifted(A, shape)
     # Two spare pairs so that the final choice by |λ| (not by |λ − σ|) is exact.
     kk = min(k + 2, n - 1)
+    b = _KS_BLOCK if block_size is None else block_size
+    if backend.is_gpu and kk + 2 * b <= n:
+        return _shift_invert_gpu(A, k, kk, tol, rng, maxiter, shape, sigma, ncv, b, backend)
+    solve, factor = _factorize_shifted(A, shape)
     if eigensolver == "auto":
         # The block method needs cheap multi-column solves: the multifrontal factor's
         # block sweeps cost ~0.2× a single solve per column (8 columns); SuperLU's do
         # not.
         eigensolver = "krylov-schur" if factor is not None else "arpack"
-    if eigensolver == "krylov-schur":
-        b = _KS_BLOCK if block_size is None else block_size
-        if kk + 2 * b <= n:
-            return _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor,
-                                              sigma, ncv, b)
-        # Too small for blocks of b (tiny test matrices): ARPACK.
+    if eigensolver == "krylov-schur" and kk + 2 * b <= n:
+        if factor is not None:
+            # Iterate in the factor's elimination order (no permutation per solve); only
+            # the residual products and the final vectors go back to the original order.
+            iperm = factor.tree.inverse_perm()
+
+            def solve(X):
+                return factor.solve(X, permuted=True)
+        else:
+            iperm = slice(None)
+        return _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, iperm, sigma,
+                                          ncv, b, backend)
+    # ARPACK, also for matrices too small for blocks of b (tiny test matrices).
     return _shift_invert_arpack(L, k, kk, tol, rng, maxiter, solve, sigma, ncv)
 
 
-def _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor, sigma, ncv,
-                               b):
+def _shift_invert_gpu(A, k, kk, tol, rng, maxiter, shape, sigma, ncv, b, backend):
+    """Block Krylov–Schur on the GPU: the basis in CuPy arrays, ``A = L − σI`` factored
+    by cuDSS on the device (LDLᵀ; LU if its backward error is too large, see
+    :class:`~unmix.linalg.cudss.CuDSSFactor`).
+
+    Without nvmath-python/cuDSS the factor is the CPU's multifrontal one (or SuperLU),
+    and each block solve travels to the host and back: correct, but the solves run at
+    the CPU's speed.
+    """
+    from ..linalg.cudss import CuDSSFactor, cudss_available
+
+    if cudss_available():
+        factor = CuDSSFactor(A, "symmetric", n_rhs=b, random_state=int(rng.integers(2**31)))
+        log.info("smallest_eigenpairs: cuDSS %s factor (backward error %.1e)", factor.kind,
+                 factor.backward_error)
+        return _shift_invert_krylov_schur(backend.csr(A), k, kk, tol, rng, maxiter,
+                                          factor.solve, slice(None), sigma, ncv, b, backend)
+    log.warning("smallest_eigenpairs(device='gpu'): nvmath-python with cuDSS is not "
+                "installed, so the shift-invert solves run on the CPU "
+                "(pip install 'unmix[gpu]')")
+    host_solve, factor = _factorize_shifted(A, shape)
+    if factor is not None:
+        iperm = backend.asarray(factor.tree.inverse_perm(), dtype=np.int64)
+
+        def solve(X):
+            return backend.asarray(factor.solve(to_host(X), permuted=True))
+    else:
+        iperm = slice(None)
+
+        def solve(X):
+            return backend.asarray(host_solve(to_host(X)))
+    return _shift_invert_krylov_schur(backend.csr(A), k, kk, tol, rng, maxiter, solve, iperm,
+                                      sigma, ncv, b, backend)
+
+
+def _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, iperm, sigma, ncv, b,
+                               backend):
+    """Block Krylov–Schur on ``T = (L − σI)⁻¹`` applied by ``solve``, whose vectors are
+    in the order ``iperm`` undoes; ``A = L − σI`` on ``backend``'s device."""
     from ..linalg.krylov_schur import block_krylov_schur
 
     n = A.shape[0]
-    if factor is not None:
-        # Iterate in the factor's elimination order (no permutation per solve); only the
-        # residual products and the final vectors go back to the original order.
-        iperm = factor.tree.inverse_perm()
-
-        def solve(X):
-            return factor.solve(X, permuted=True)
-    else:
-        iperm = slice(None)
 
     def key(theta):
         # Rank Ritz values θ of (L − σI)⁻¹ by the |λ| = |σ + 1/θ| they stand for.
@@ -266,7 +313,7 @@ def _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor, sigma
         if norm_AVp and base.max() * norm_AVp[-1] > 4.0 * ks_tol:
             return base * norm_AVp[-1]
         P = A @ Vp[iperm]
-        G = P.T @ P
+        G = to_host(P.T @ P)
         norm_AVp.append(np.sqrt(max(np.linalg.eigvalsh(G)[-1], 0.0)))
         r2 = np.einsum("iq,ij,jq->q", S, G, S)
         return np.sqrt(np.maximum(r2, 0.0)) / np.maximum(np.abs(theta), 1e-300)
@@ -276,11 +323,11 @@ def _shift_invert_krylov_schur(A, k, kk, tol, rng, maxiter, solve, factor, sigma
     mu, V, info = block_krylov_schur(
         solve, n, kk, block_size=b, ncv=ncv, tol=ks_tol,
         maxiter=maxiter if maxiter is not None else 100, random_state=rng, key=key,
-        residual=residual, warn=False, return_info=True)
+        residual=residual, warn=False, return_info=True, device=backend.device)
     log.info("smallest_eigenpairs: block Krylov–Schur b=%d ncv=%d: %d column solves, "
              "%d restarts, %d/%d converged, %d exact residual checks", b, ncv,
              info.n_applies, info.n_restarts, info.n_converged, kk, len(norm_AVp))
-    vals, vecs = _select_smallest_magnitude(sigma + 1.0 / mu, V, k)
+    vals, vecs = _select_smallest_magnitude(sigma + 1.0 / mu, V, k, backend)
     return vals, vecs[iperm]
 
 
@@ -381,7 +428,8 @@ _SOLVERS = {"dense": _solve_dense, "shift-invert": _solve_shift_invert, "lobpcg"
 
 # ------------------------------------------------------------------------------ public
 def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random_state=0,
-                        maxiter=None, sigma=-1e-6, return_residuals=False, **options):
+                        maxiter=None, sigma=-1e-6, return_residuals=False, device=None,
+                        **options):
     """The k eigenpairs of smallest magnitude |λ| of a sparse symmetric matrix.
 
     Computes the K = 100 eigenpairs used by semantic soft segmentation (spec §9, released
@@ -418,6 +466,13 @@ def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random
         Shift of the shift-invert method. Not exactly 0: ``L`` is singular (§9).
     return_residuals : bool, default False
         Also return the residual norms of the pairs.
+    device : {None, "cpu", "gpu"}, optional
+        Where to compute (see :mod:`unmix._backend`): None runs where L is (a
+        ``cupyx.scipy.sparse`` matrix → GPU). On the GPU, shift-invert runs block
+        Krylov–Schur with its basis on the device and ``L − σI`` factored by cuDSS
+        (nvmath-python, the ``gpu`` extra; without it the CPU factor does the solves);
+        ``"dense"`` runs on the host; ``"lobpcg"`` and ARPACK are CPU-only. The
+        eigenvectors come back as L is: NumPy for a SciPy matrix, CuPy for a cupyx one.
     **options
         Method-specific. Shift-invert: ``eigensolver`` (``"auto"``, ``"krylov-schur"``,
         ``"arpack"``; auto = block Krylov–Schur on the multifrontal factor, i.e. when
@@ -452,17 +507,24 @@ def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random
     --------
     >>> vals, vecs = smallest_eigenpairs(L, 100, shape=(H, W))   # doctest: +SKIP
     """
-    L, k, shape, tol = _validate(L, k, method, shape, tol)
+    backend = get_backend(device, L)
+    L_in = L
+    L, k, shape, tol = _validate(to_host(L), k, method, shape, tol)
     n = L.shape[0]
     if method == "auto":
         method = "dense" if n <= _DENSE_MAX_N else "shift-invert"
+    if backend.is_gpu and method == "lobpcg":
+        raise ValueError("method='lobpcg' runs on the CPU only; use 'shift-invert' or 'auto' "
+                         "with device='gpu'")
     rng = random_state if isinstance(random_state, np.random.Generator) \
         else np.random.default_rng(random_state)
-    vals, vecs = _SOLVERS[method](L, k, tol, rng, maxiter, shape=shape, sigma=sigma, **options)
+    vals, vecs = _SOLVERS[method](L, k, tol, rng, maxiter, shape=shape, sigma=sigma,
+                                  backend=backend, **options)
     vals = np.ascontiguousarray(vals, dtype=np.float64)
-    vecs = np.asarray(vecs, dtype=np.float64)
-    vecs = vecs / np.linalg.norm(vecs, axis=0)
-    res = eigen_residuals(L, vals, vecs)
+    xp = backend.xp
+    vecs = backend.asarray(vecs)
+    vecs = vecs / xp.linalg.norm(vecs, axis=0)
+    res = eigen_residuals(backend.csr(L), vals, vecs)
     worst = float(res.max())
     log.info("smallest_eigenpairs[%s]: N=%d k=%d λ∈[%.3g, %.3g] max residual %.2e",
              method, n, k, vals[0], vals[-1], worst)
@@ -471,6 +533,7 @@ def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random
             f"smallest_eigenpairs(method={method!r}) did not converge: max residual "
             f"‖Lv − λv‖ = {worst:.3g} > tol = {tol:.3g}; returning the best pairs found",
             ConvergenceWarning, stacklevel=2)
+    vecs = like_input(vecs, L_in)
     if return_residuals:
         return vals, vecs, res
     return vals, vecs
