@@ -126,7 +126,8 @@ def test_forced_non_convergence_warns_and_returns_the_best_iterate(photo, monkey
     image = photo("coffee", (32, 40))
     trimap = _luminance_trimap(image, band=3)
 
-    monkeypatch.setattr(closed_form, "_factor", lambda A, tree, info: lambda r: r / A.diagonal())
+    monkeypatch.setattr(closed_form, "_factor",
+                        lambda A, tree, info, backend: lambda r: r / A.diagonal())
     with pytest.warns(ConvergenceWarning, match="returning the iterate"):
         alpha, info = closed_form_matting(image, trimap, maxiter=2, return_info=True)
     assert not info.converged and info.iterations == 2 and 0 < info.residual < 1
@@ -168,6 +169,32 @@ def test_bad_inputs(photo):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         closed_form_matting(image, trimap)  # a valid call warns about nothing
+
+
+def test_bad_device(photo):
+    image = photo("coffee", (20, 24))
+    trimap = np.full((20, 24), 128, np.uint8)
+    trimap[:, :4], trimap[:, -4:] = 0, 255
+    with pytest.raises(ValueError, match="device must be"):
+        closed_form_matting(image, trimap, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, shape", [("coffee", (120, 160)), ("astronaut", (150, 150))])
+def test_gpu_matches_cpu(photo, name, shape):
+    """cuDSS Cholesky + PCG on CuPy arrays give the CPU's matte (1e-6) and a NumPy array."""
+    from unmix.linalg.cudss import cudss_available
+
+    if not cudss_available():
+        pytest.skip("nvmath-python with cuDSS is not installed")
+    image = photo(name, shape)
+    trimap = _luminance_trimap(image)
+    cpu, cpu_info = closed_form_matting(image, trimap, return_info=True)
+    gpu, info = closed_form_matting(image, trimap, return_info=True, device="gpu")
+    assert isinstance(gpu, np.ndarray) and gpu.shape == cpu.shape
+    assert info.converged and info.iterations <= 2 and info.shift == 0 and info.factor_nnz > 0
+    assert np.abs(gpu - cpu).max() < 1e-6
+    np.testing.assert_array_equal(gpu[trimap != 128], cpu[trimap != 128])
 
 
 def test_docstring_examples():

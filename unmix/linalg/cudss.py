@@ -76,6 +76,8 @@ class CuDSSFactor:
     ----------
     kind : {"cholesky", "ldlt", "lu"}
         The factorisation that stands.
+    nnz : int
+        Stored entries of its factors (cuDSS's count).
     backward_error : float
         Its backward error on the check's right-hand side.
 
@@ -85,6 +87,8 @@ class CuDSSFactor:
         If CuPy, a CUDA device, nvmath-python or cuDSS is missing.
     ValueError
         If ``A`` is not square or ``structure`` is unknown.
+    numpy.linalg.LinAlgError
+        For "spd" when cuDSS's Cholesky meets a non-positive pivot.
     """
 
     _KINDS = {"spd": "cholesky", "symmetric": "ldlt", "general": "lu"}
@@ -108,13 +112,21 @@ class CuDSSFactor:
         self._A = backend.csr(A)  # the full matrix, for the backward-error check
         self._rhs = xp.zeros((self.n, self.n_rhs), order="F")
         kind = self._KINDS[structure]
-        self._solver = self._factor(kind)
-        self.kind = kind
-        self.backward_error = self._check(random_state)
-        if structure == "symmetric" and not self.backward_error <= _BACKWARD_ERROR_MAX:
-            log.info("cuDSS LDLᵀ backward error %.2e > %.0e: factoring by LU instead",
-                     self.backward_error, _BACKWARD_ERROR_MAX)
-            self._solver.free()
+        self._solver = None
+        try:
+            self._solver = self._factor(kind)
+            self.kind = kind
+            self.backward_error = self._check(random_state)
+            accurate = self.backward_error <= _BACKWARD_ERROR_MAX
+        except np.linalg.LinAlgError:
+            if structure != "symmetric":
+                raise
+            accurate = False
+        if structure == "symmetric" and not accurate:
+            log.info("cuDSS LDLᵀ rejected (backward error %.2e, bound %.0e): factoring by LU",
+                     getattr(self, "backward_error", np.nan), _BACKWARD_ERROR_MAX)
+            if self._solver is not None:
+                self._solver.free()
             self._solver = self._factor("lu")
             self.kind = "lu"
             self.backward_error = self._check(random_state)
@@ -136,7 +148,14 @@ class CuDSSFactor:
                                                sparse_system_view=view)
         solver = advanced.DirectSolver(A, self._rhs, options=options)
         solver.plan()
-        solver.factorize()
+        info = solver.factorize()
+        # cuDSS reports a zero or (Cholesky) non-positive pivot in its info code.
+        if info.info != 0:
+            solver.free()
+            raise np.linalg.LinAlgError(
+                f"cuDSS {kind} factorisation failed (cuDSS info {info.info}): the matrix is "
+                + ("not positive definite" if kind == "cholesky" else "singular"))
+        self.nnz = int(info.lu_nnz)
         return solver
 
     def _check(self, random_state):
@@ -173,7 +192,7 @@ class CuDSSFactor:
         self._solver.free()
 
     def __del__(self):
-        solver = getattr(self, "_solver", None)
+        solver = getattr(self, "_solver", None)  # None where __init__ failed
         if solver is not None:
             try:
                 solver.free()

@@ -44,6 +44,7 @@ import numpy as np
 import scipy.sparse
 from numba import njit
 
+from .._backend import get_backend, to_host
 from .._blas import single_threaded_blas
 from .._checks import positive
 from ..graph.matting import matting_laplacian
@@ -126,12 +127,31 @@ def _split_known(indptr, indices, data, unknown_of, alpha_known):
     return out_ptr, out_idx, out_data, rhs
 
 
-def _factor(A, tree, info):
-    """The preconditioner ``r -> (A + δI)⁻¹ r`` by a multifrontal Cholesky factor.
+def _cholesky(A, tree, backend):
+    """A Cholesky factor of A: multifrontal on the CPU, cuDSS on the GPU.
+
+    Raises ``LinAlgError`` where A is not (numerically) positive definite: on the
+    GPU also where cuDSS's factor misses the backward-error bound of a solve.
+    """
+    if not backend.is_gpu:
+        return factorize(A, tree)
+    from ..linalg.cudss import CuDSSFactor
+
+    factor = CuDSSFactor(A, "spd")
+    if not factor.backward_error <= 1e-10:
+        factor.free()
+        raise np.linalg.LinAlgError(
+            f"cuDSS Cholesky factor has backward error {factor.backward_error:.2g}")
+    return factor
+
+
+def _factor(A, tree, info, backend):
+    """The preconditioner ``r -> (A + δI)⁻¹ r`` by a Cholesky factor of A + δI.
 
     δ = 0 unless the factorisation fails; then δ grows through ``_SHIFTS``
     (relative to the largest diagonal entry). Records δ and the factor's
-    size in ``info``.
+    size in ``info``. ``A`` is a SciPy matrix; on the GPU the factor (cuDSS)
+    solves CuPy vectors.
     """
     n = A.shape[0]
     factor = None
@@ -140,7 +160,7 @@ def _factor(A, tree, info):
         if shift:
             shifted = A + scipy.sparse.identity(n, format="csr") * (shift * A.diagonal().max())
         try:
-            factor = factorize(shifted, tree)
+            factor = _cholesky(shifted, tree, backend)
             break
         except np.linalg.LinAlgError as exc:  # NotPositiveDefiniteError included
             log.info("closed-form matting: L_UU factorisation failed with shift %g (%s)",
@@ -155,7 +175,7 @@ def _factor(A, tree, info):
 
 def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
                         bg_threshold=0.1, keep_trimap_values=False, rtol=1e-7, maxiter=50,
-                        return_info=False):
+                        return_info=False, device="cpu"):
     """Alpha matte of an image from a trimap by Levin's closed-form matting.
 
     Parameters
@@ -185,6 +205,11 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
         Largest number of PCG iterations (default 50; one or two are used).
     return_info : bool, optional
         Also return a :class:`MattingInfo`.
+    device : {"cpu", "gpu"}, optional
+        Where the reduced system is factored and solved (``"cpu"``). On
+        ``"gpu"`` L_UU is factored by cuDSS (nvmath-python, the ``gpu`` extra)
+        and PCG runs on CuPy arrays; the Laplacian rows are assembled on the
+        CPU either way, and the matte is returned as a NumPy array.
 
     Returns
     -------
@@ -229,6 +254,7 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
     True
     """
     image = as_float_image(image, name="image")
+    backend = get_backend(device)
     rtol = positive("rtol", rtol)
     if isinstance(maxiter, (bool, np.bool_)) or int(maxiter) != maxiter or maxiter < 1:
         raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
@@ -251,22 +277,26 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
         info.timings["laplacian"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        # L couples pixels up to 2r apart: separators of that width split it.
-        tree = grid_nested_dissection(shape, radius=2 * radius, pixels=unknown)
+        # L couples pixels up to 2r apart: separators of that width split it. cuDSS
+        # orders the matrix itself.
+        tree = None if backend.is_gpu else grid_nested_dissection(
+            shape, radius=2 * radius, pixels=unknown)
         info.timings["ordering"] = time.perf_counter() - start
         start = time.perf_counter()
-        precondition = _factor(A, tree, info)
+        precondition = _factor(A, tree, info, backend)
+        backend.synchronize()
         info.timings["factorization"] = time.perf_counter() - start
 
         start = time.perf_counter()
         # One BLAS thread: PCG's vector products are too small to share, and
         # on a busy machine OpenBLAS's spinning threads made them 10× slower.
         with single_threaded_blas():
-            result = pcg(A, rhs, rtol=rtol, maxiter=maxiter, M=precondition)
+            result = pcg(backend.csr(A), backend.asarray(rhs), rtol=rtol, maxiter=maxiter,
+                         M=precondition)
         info.timings["solve"] = time.perf_counter() - start
         info.iterations, info.residual = result.iterations, result.residual
         info.converged = result.converged
-        alpha.ravel()[unknown.ravel()] = np.clip(result.x, 0.0, 1.0)
+        alpha.ravel()[unknown.ravel()] = np.clip(to_host(result.x), 0.0, 1.0)
         log.info("closed-form matting: %d unknown pixels, %d PCG iteration(s), residual %.2g, "
                  "factor %d entries; %s", n_unknown, info.iterations, info.residual,
                  info.factor_nnz,
