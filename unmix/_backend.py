@@ -28,8 +28,8 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["Backend", "GPUUnavailableError", "get_backend", "resolve_device",
-           "is_gpu_array", "to_host"]
+__all__ = ["Backend", "GPUUnavailableError", "get_backend", "gpu_available", "issparse",
+           "is_gpu_array", "like_input", "resolve_device", "to_host"]
 
 DEVICES = ("cpu", "gpu")
 
@@ -167,7 +167,17 @@ def gpu_available():
 
 
 def like_input(result, *inputs):
-    """``result`` on the host unless one of ``inputs`` is a CuPy array (see the module rule)."""
+    """``result`` as the caller's ``inputs`` are (the module's rule): a CuPy array if one
+    of them is on the GPU (copied there after a CPU run), else a host array."""
     if any(is_gpu_array(a) for a in inputs if a is not None):
-        return result
+        return result if is_gpu_array(result) else _backend("gpu").xp.asarray(result)
     return to_host(result)
+
+
+def issparse(matrix):
+    """Whether ``matrix`` is a SciPy or a ``cupyx.scipy.sparse`` matrix."""
+    if is_gpu_array(matrix):
+        return _backend("gpu").sparse.issparse(matrix)
+    import scipy.sparse
+
+    return scipy.sparse.issparse(matrix)

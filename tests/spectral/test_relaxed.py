@@ -1,10 +1,15 @@
+import sys
+
 import numpy as np
 import pytest
 
+from unmix._backend import GPUUnavailableError, get_backend, gpu_available, to_host
 from unmix.graph import sss_laplacian, superpixels
 from unmix.linalg import pcg
 from unmix.spectral.relaxed import (
     _apply_relaxed,
+    _ArrayKernels,
+    _NumbaKernels,
     _RelaxedSystem,
     _threshold_target,
     relaxed_energy,
@@ -21,6 +26,19 @@ def problem():
     L = sss_laplacian(image, image, superpixels(image, n_segments=12))
     rng = np.random.default_rng(0)
     logits = 3 * rng.normal(size=(12, 16, 4)).cumsum(axis=0) / 4
+    alphas = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
+    return image, L, alphas
+
+
+@pytest.fixture(scope="module")
+def photo_problem():
+    """A 36×48 photograph with its Laplacian and five smooth random soft segments."""
+    from unmix.image import example_image
+
+    image = example_image("coffee", (36, 48))
+    L = sss_laplacian(image, image, superpixels(image, n_segments=24))
+    rng = np.random.default_rng(2)
+    logits = 3 * rng.normal(size=(36, 48, 5)).cumsum(axis=0) / 4
     alphas = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
     return image, L, alphas
 
@@ -191,3 +209,145 @@ def test_bad_inputs(problem):
         relaxed_sparsification(alphas, L, image, preconditioner="ilu")
     with pytest.raises(ValueError, match="image has shape"):
         relaxed_sparsification(alphas, L, image[:5])
+
+
+# The array kernels (the GPU's; on NumPy without one) against the Numba kernels.
+
+def assert_same(actual, expected):
+    """Equal to 1e-12 relative to the largest entry (single entries may cancel to about 0)."""
+    np.testing.assert_allclose(to_host(actual), expected, rtol=1e-12,
+                               atol=1e-12 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("preconditioned", [True, False])
+def test_array_kernels_match_numba_kernels(photo_problem, preconditioned, device):
+    image, L, alphas = photo_problem
+    N, K = L.shape[0], alphas.shape[2]
+    gamma = sparsity_exponent(image).ravel()
+    backend = get_backend(device)
+    numba_set = _NumbaKernels(L, gamma, 0.01, 100.0, K, preconditioned)
+    array_set = _ArrayKernels(backend.csr(L), backend.asarray(gamma), 0.01, 100.0, K,
+                              preconditioned)
+    assert array_set.xp is backend.xp
+
+    def compare(operation, *arrays):
+        """operation(kernels, *arrays) on both sets, each on copies on its device and in its
+        memory order: the values returned and every array (inputs, outputs, buffers) agree."""
+        copies, returned = {}, {}
+        for kernels in (numba_set, array_set):
+            copies[kernels] = [kernels.xp.array(a, order=kernels.order) for a in arrays]
+            returned[kernels] = operation(kernels, *copies[kernels])
+        if returned[numba_set] is not None:
+            assert returned[array_set] == pytest.approx(returned[numba_set], rel=1e-12)
+        for actual, expected in zip(copies[array_set], copies[numba_set]):
+            assert_same(actual, expected)
+
+    rng = np.random.default_rng(3)
+    zeros = np.zeros((N, K))
+
+    def draw(low=None, high=None):
+        return rng.normal(size=(N, K)) if low is None else rng.uniform(low, high, size=(N, K))
+
+    compare(lambda k, X, d, out: k.product(X, d, out), draw(), draw(1, 50), zeros)
+    # The IRLS set-up at x with entries on both sides of the floor and of 1 − floor,
+    # then with σ_S = 0 as in the final solve; without a preconditioner z is r.
+    target = _threshold_target(alphas.reshape(N, K))
+    x = target + rng.normal(scale=0.05, size=(N, K))
+    x[:10] = [0.0, 1.0, 0.005, 0.995, -0.003]
+    for sigma_s, sigma_f in [(2.0, 0.5), (0.0, 1.0)]:
+        compare(lambda k, x, target, d, rhs, Ax, r, z: k.irls_system(
+                    x, target, sigma_s, sigma_f, d, rhs, Ax, r, z if preconditioned else r),
+                x, target, draw(1, 5), zeros, draw(), zeros, zeros)
+        assert_same(array_set.inverse_D, numba_set.inverse_D)
+        assert_same(array_set.coupling[:, 0], numba_set.coupling)
+    # A CG step with the preconditioner of the last set-up, a direction, a distance.
+    compare(lambda k, x, p, r, q, x_next, z: k.cg_update(
+                0.3, x, p, r, q, x_next, z if preconditioned else r),
+            x, draw(), draw(), draw(), zeros, zeros)
+    compare(lambda k, z, p: k.cg_direction(z, 0.7, p), draw(), draw())
+    compare(lambda k, a, b: k.squared_distance(a, b), x, draw())
+
+
+@pytest.mark.parametrize("preconditioner", ["block-jacobi", None])
+def test_array_kernels_give_the_numba_result(photo_problem, preconditioner):
+    image, L, alphas = photo_problem
+    expected, expected_info = relaxed_sparsification(alphas, L, image, preconditioner=preconditioner,
+                                                     return_info=True)
+    out, info = relaxed_sparsification(alphas, L, image, preconditioner=preconditioner,
+                                       return_info=True, _kernels="array")
+    assert type(out) is np.ndarray and out.shape == alphas.shape
+    assert np.abs(out - expected).max() < 1e-10
+    assert info["pcg_iterations"] == expected_info["pcg_iterations"]
+    np.testing.assert_allclose(info["energy"], expected_info["energy"], rtol=1e-12)
+    np.testing.assert_allclose(info["pcg_residuals"], expected_info["pcg_residuals"], rtol=1e-6)
+
+
+def test_device_argument(problem):
+    image, L, alphas = problem
+    with pytest.raises(ValueError, match="device"):
+        relaxed_sparsification(alphas, L, image, device="tpu")
+    np.testing.assert_array_equal(relaxed_sparsification(alphas, L, image, device="cpu"),
+                                  relaxed_sparsification(alphas, L, image))
+
+
+@pytest.mark.skipif(gpu_available(), reason="CuPy and a CUDA device are present")
+def test_gpu_without_cupy_raises(problem, monkeypatch):
+    image, L, alphas = problem
+    for module in ("cupy", "cupyx", "cupyx.scipy", "cupyx.scipy.sparse"):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(GPUUnavailableError, match="CuPy"):
+        relaxed_sparsification(alphas, L, image, device="gpu")
+
+
+# On a CUDA device (skipped without one, see tests/conftest.py).
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu_numpy_in_numpy_out(photo_problem):
+    image, L, alphas = photo_problem
+    expected, expected_info = relaxed_sparsification(alphas, L, image, return_info=True)
+    out, info = relaxed_sparsification(alphas, L, image, device="gpu", return_info=True)
+    assert type(out) is np.ndarray and out.shape == alphas.shape
+    assert np.abs(out - expected).max() < 1e-5
+    assert np.abs(out.sum(axis=2) - 1).max() < 1e-3
+    assert len(info["pcg_iterations"]) == len(expected_info["pcg_iterations"])
+    assert max(abs(a - b) for a, b in zip(info["pcg_iterations"],
+                                          expected_info["pcg_iterations"])) <= 1
+    np.testing.assert_allclose(info["energy"], expected_info["energy"], rtol=1e-6)
+    assert all(isinstance(e, float) for e in info["energy"] + info["pcg_residuals"])
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_in_cupy_out(photo_problem):
+    import cupy
+    import cupyx.scipy.sparse
+
+    image, L, alphas = photo_problem
+    expected = relaxed_sparsification(alphas, L, image)
+    L_gpu = cupyx.scipy.sparse.csr_matrix(L)
+    out = relaxed_sparsification(cupy.asarray(alphas), L_gpu, image)  # device=None: where they are
+    assert isinstance(out, cupy.ndarray) and out.shape == alphas.shape
+    assert np.abs(out.get() - expected).max() < 1e-5
+    assert float(cupy.abs(out.sum(axis=2) - 1).max()) < 1e-3
+    # γ given on the device, no image; a SciPy L is moved there.
+    gamma = cupy.asarray(sparsity_exponent(image))
+    out = relaxed_sparsification(alphas, L, None, gamma=gamma)
+    assert isinstance(out, cupy.ndarray)
+    assert np.abs(out.get() - expected).max() < 1e-5
+
+
+@pytest.mark.gpu
+def test_gpu_bad_inputs(problem):
+    import cupy
+
+    image, L, alphas = problem
+    with pytest.raises(ValueError, match="shape"):
+        relaxed_sparsification(cupy.asarray(alphas[..., 0]), L, image)
+    with pytest.raises(ValueError, match="NaN"):
+        relaxed_sparsification(cupy.full(alphas.shape, np.nan), L, image)
+    with pytest.raises(ValueError, match="sparse"):
+        relaxed_sparsification(cupy.asarray(alphas), cupy.asarray(L.toarray()), image)
+    with pytest.raises(ValueError, match="image has shape"):
+        relaxed_sparsification(cupy.asarray(alphas), L, image[:5])
+    with pytest.raises(ValueError, match="gamma"):
+        relaxed_sparsification(alphas, L, None, gamma=cupy.full((3, 3), 1.0), device="gpu")

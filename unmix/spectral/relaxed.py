@@ -28,13 +28,19 @@ concave in t = α²), so with exact solves it never increases
 :func:`relaxed_energy`, which is E with each sparsity term weighted by 2/γ_p
 and the floor applied: the energy whose stationary points the released code
 reaches (spec §12.2).
+
+One solver runs on both devices: :class:`_RelaxedSystem` holds the PCG loop
+and delegates its vector work to a kernel set, fused Numba kernels on the
+CPU (:class:`_NumbaKernels`) or whole-array expressions on an array module,
+CuPy on the GPU (:class:`_ArrayKernels`, which NumPy runs too, so that the
+GPU's kernels are tested against the CPU's without a GPU).
 """
 
 import numpy as np
-import scipy.sparse as sparse
 from numba import njit, prange
 from numba.cpython.unsafe.tuple import tuple_setitem
 
+from .._backend import get_backend, issparse, like_input, to_host
 from .._checks import positive
 from .._numba import threads_for
 from ..filters import image_gradient
@@ -55,7 +61,8 @@ def sparsity_exponent(image):
 
 def _threshold_target(alphas):
     """The fidelity target α̂ of the released code: snap < 0.1 to 0, > 0.9 to 1, renormalise."""
-    target = np.where(alphas < 0.1, 0.0, np.where(alphas > 0.9, 1.0, alphas))
+    xp = get_backend(None, alphas).xp
+    target = xp.where(alphas < 0.1, 0.0, xp.where(alphas > 0.9, 1.0, alphas))
     # The K inputs sum to one, so one of them is at least 1/K >= 0.1 and the sum is positive.
     return target / target.sum(axis=1, keepdims=True)
 
@@ -63,16 +70,17 @@ def _threshold_target(alphas):
 def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f=1.0,
                            lam=100.0, rtol=1e-6, maxiter=100, final_maxiter=1000,
                            preconditioner="block-jacobi", floor=0.01, gamma=None,
-                           return_info=False):
+                           return_info=False, device=None, _kernels=None):
     """Relaxed sparsification of grouped soft segments (spec ``sss.md`` §12).
 
     Parameters
     ----------
     alphas : array_like, shape (H, W, K)
         Grouped soft segments that sum to one (the output of
-        :func:`~unmix.spectral.group_segments`).
+        :func:`~unmix.spectral.group_segments`); a NumPy or CuPy array.
     L : sparse matrix, shape (N, N)
-        The SSS Laplacian (:func:`~unmix.graph.sss_laplacian`), N = H·W.
+        The SSS Laplacian (:func:`~unmix.graph.sss_laplacian`), N = H·W; a
+        SciPy or ``cupyx.scipy.sparse`` matrix.
     image : array_like, shape (H, W, 3)
         The image, for the per-pixel sparsity exponent γ_p.
     iterations : int, optional
@@ -101,35 +109,57 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     return_info : bool, optional
         Also return a dict with the energy after each step, the inner
         iterations and residuals.
+    device : {None, "cpu", "gpu"}, optional
+        Where to run. ``None`` runs on the GPU if ``alphas``, ``L``,
+        ``image`` or ``gamma`` is a CuPy array (or a cupyx sparse matrix)
+        and on the CPU otherwise; the inputs are moved to the device once.
+        The GPU's result differs from the CPU's by rounding, amplified only
+        where it moves the iteration at which a truncated solve stops:
+        within 1e-5 at the default tolerances.
 
     Returns
     -------
     alphas : ndarray, shape (H, W, K)
         Not clamped: values lie in about [-0.1, 1.1] and sum to one up to
-        about 1e-5, as in the released code.
+        about 1e-5, as in the released code. A CuPy array if an input was
+        one, else a NumPy array (also after a GPU run on NumPy inputs).
     info : dict
         Only if ``return_info``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not None, "cpu" or "gpu", or an input is invalid.
+    unmix._backend.GPUUnavailableError
+        If the GPU is asked for, by ``device`` or a CuPy input, and CuPy
+        or a CUDA device is missing.
     """
-    alphas = np.asarray(alphas, dtype=np.float64)
+    # ``_kernels`` ("numba" or "array") overrides the kernel set of the
+    # device (see _RelaxedSystem); the tests run the GPU's array kernels on NumPy with it.
+    inputs = (alphas, L, image, gamma)
+    backend = get_backend(device, *inputs)
+    xp = backend.xp
+    alphas = backend.asarray(alphas)
     if alphas.ndim != 3 or alphas.shape[2] < 2:
         raise ValueError(f"alphas must have shape (H, W, K) with K >= 2, got shape {alphas.shape}")
-    if not np.isfinite(alphas).all():
+    if not xp.isfinite(alphas).all():
         raise ValueError("alphas contain NaN or infinite values")
     height, width, K = alphas.shape
     N = height * width
-    if not sparse.issparse(L) or L.shape != (N, N):
+    if not issparse(L) or L.shape != (N, N):
         raise ValueError(
             f"L must be a sparse ({N}, {N}) matrix for alphas of shape {alphas.shape}, "
             f"got {type(L).__name__} of shape {getattr(L, 'shape', None)}"
         )
-    L = sparse.csr_matrix(L, dtype=np.float64)
+    L = backend.csr(L)
     if gamma is None:
-        image = as_float_image(image)
+        # γ is one cheap filter of the image: computed on the CPU, then moved.
+        image = as_float_image(to_host(image))
         if image.shape[:2] != (height, width):
             raise ValueError(f"image has shape {image.shape[:2]}, alphas have {(height, width)}")
         gamma = sparsity_exponent(image)
-    gamma = np.asarray(gamma, dtype=np.float64)
-    if gamma.shape != (height, width) or not np.isfinite(gamma).all():
+    gamma = backend.asarray(gamma)
+    if gamma.shape != (height, width) or not xp.isfinite(gamma).all():
         raise ValueError(f"gamma must be a finite ({height}, {width}) array, got shape {gamma.shape}")
     sigma_s, sigma_f = positive("sigma_s", sigma_s), positive("sigma_f", sigma_f)
     lam, floor = positive("lam", lam), positive("floor", floor)
@@ -139,8 +169,9 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
 
     target = _threshold_target(alphas.reshape(N, K))
-    gamma = np.ascontiguousarray(gamma.reshape(N))
-    system = _RelaxedSystem(L, gamma, floor, lam, target, preconditioned=preconditioner is not None)
+    gamma = xp.ascontiguousarray(gamma.reshape(N))
+    system = _RelaxedSystem(L, gamma, floor, lam, target, preconditioned=preconditioner is not None,
+                            kernels=_kernels)
     info = {"energy": [], "pcg_iterations": [], "pcg_residuals": []}
 
     def record_energy():
@@ -159,7 +190,7 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     # Final solve without the sparsity term (σ_S = 0, σ_F = 1), the current x
     # as fidelity target (released code only): (blkdiag(L) + δ CᵀC + I) a = x + δ 1.
     record_solve(system.solve(system.x, 0.0, 1.0, rtol, final_maxiter))
-    out = system.x.reshape(height, width, K)
+    out = like_input(system.x.reshape(height, width, K), *inputs)
     return (out, info) if return_info else out
 
 
@@ -171,8 +202,11 @@ class _RelaxedSystem:
     :func:`unmix.linalg.pcg` (MATLAB semantics: relative residual
     ‖b − A x‖/‖b‖, warm start, the iterate of smallest residual when it
     stops early, its true residual reported) with its vector operations
-    fused into three passes over memory per iteration (:func:`_apply_relaxed`,
-    :func:`_cg_update`, :func:`_cg_direction`) and no allocation.
+    grouped into three calls per iteration (the kernel set's ``product``,
+    ``cg_update`` and ``cg_direction``: one pass over memory each with the
+    Numba kernels) and no allocation beyond the sparse product's. The loop
+    is written once; the kernel set decides where and how the operations
+    run (:class:`_NumbaKernels`, :class:`_ArrayKernels`).
 
     The object owns the iterate x (:attr:`x`): each step starts from it and
     replaces it. It also keeps A x up to date, so that no step needs a
@@ -183,50 +217,47 @@ class _RelaxedSystem:
     Parameters
     ----------
     L : csr_matrix, shape (N, N)
+        SciPy's, or cupyx's for the GPU.
     gamma : ndarray, shape (N,)
-        Per-pixel sparsity exponents γ_p.
+        Per-pixel sparsity exponents γ_p, on L's device.
     floor : float
         The floor of the IRLS weights.
     lam : float
         δ, the weight of the soft sum-to-one term.
     x0 : ndarray, shape (N, K)
-        The initial iterate.
+        The initial iterate, on L's device.
     preconditioned : bool
         Use the per-pixel K×K block-Jacobi preconditioner.
+    kernels : {None, "numba", "array"}, optional
+        The kernel set; None: "array" on the GPU, "numba" on the CPU.
     """
 
-    def __init__(self, L, gamma, floor, lam, x0, preconditioned):
+    def __init__(self, L, gamma, floor, lam, x0, preconditioned, kernels=None):
         N, K = x0.shape
-        self.L, self.gamma, self.floor, self.lam = L, gamma, float(floor), float(lam)
-        self.preconditioned = preconditioned
-        self.L_diagonal = L.diagonal()
-        # max(|x|, floor)^(γ−2) for every entry at the floor (most of them:
-        # the layers are sparse), computed once instead of once per step.
-        self.floor_power = self.floor ** (gamma - 2.0)
-        self.row_zeros = (0.0,) * K  # see _apply_relaxed
+        if kernels is None:
+            kernels = "array" if get_backend(None, L, x0).is_gpu else "numba"
+        self.kernels = _KERNEL_SETS[kernels](L, gamma, float(floor), float(lam), K, preconditioned)
+        xp, order = self.kernels.xp, self.kernels.order
+
+        def buffer():
+            return xp.empty((N, K), order=order)
+
         # Three iterate buffers: the current one, the one of smallest
         # residual and the next one, so that tracking the best is free of copies.
-        self.iterates = [np.array(x0, dtype=np.float64, order="C"), np.empty((N, K)),
-                         np.empty((N, K))]
+        self.iterates = [xp.array(x0, dtype=np.float64, order=order), buffer(), buffer()]
         self.current = 0
-        self.d = np.zeros((N, K))  # the diagonal of A beyond blkdiag(L) + δ CᵀC
-        self.rhs, self.Ax, self.q = np.empty((N, K)), np.empty((N, K)), np.empty((N, K))
-        self.inverse_D, self.coupling = np.empty((N, K)), np.empty(N)
-        self.r, self.p = np.empty((N, K)), np.zeros((N, K))
+        self.d = xp.zeros((N, K), order=order)  # the diagonal of A beyond blkdiag(L) + δ CᵀC
+        self.rhs, self.Ax, self.q, self.r = buffer(), buffer(), buffer(), buffer()
+        self.p = xp.zeros((N, K), order=order)
         # Without a preconditioner z = r: the same buffer, which the kernels then leave alone.
-        self.z = np.empty((N, K)) if preconditioned else self.r
+        self.z = buffer() if preconditioned else self.r
         with threads_for(N):
-            self._product(self.x, self.Ax)
+            self.kernels.product(self.x, self.d, self.Ax)
 
     @property
     def x(self):
         """The current iterate, shape (N, K)."""
         return self.iterates[self.current]
-
-    def _product(self, X, out):
-        """out = A X; returns Σ X ⊙ out."""
-        return _apply_relaxed(self.L.indptr, self.L.indices, self.L.data, X, self.d, self.lam,
-                              self.row_zeros, out)
 
     def solve(self, target, sigma_s, sigma_f, rtol, maxiter):
         """One IRLS step (spec §12.3 step 3): Eq. 17 at the iterate x, solved by PCG from x.
@@ -245,13 +276,12 @@ class _RelaxedSystem:
         PCGResult
             As :func:`unmix.linalg.pcg`; its solution becomes :attr:`x`.
         """
-        iterates, p, r, q, z = self.iterates, self.p, self.r, self.q, self.z
+        kernels, iterates, p, r, q, z = self.kernels, self.iterates, self.p, self.r, self.q, self.z
+        # threads_for sets the Numba kernels' thread count; the array kernels ignore it.
         with threads_for(r.shape[0]):
             # ‖b‖ > 0: b = σ_S v + σ_F α̂ + δ ≥ δ (v > 0, α̂ ≥ 0), or x + δ at the end.
-            b_norm2, r_norm2, rho = _irls_system(
-                self.x, self.gamma, self.floor_power, target, self.floor, sigma_s, sigma_f,
-                self.lam, self.L_diagonal, self.d, self.rhs, self.Ax, self.inverse_D,
-                self.coupling, r, z, self.preconditioned)
+            b_norm2, r_norm2, rho = kernels.irls_system(self.x, target, sigma_s, sigma_f, self.d,
+                                                        self.rhs, self.Ax, r, z)
             norm_b, norm_r = np.sqrt(b_norm2), np.sqrt(r_norm2)
             current = best = self.current
             best_norm = norm_r
@@ -259,16 +289,15 @@ class _RelaxedSystem:
             # rho = r·z ≤ 0: the preconditioner is not positive definite here.
             while norm_r > rtol * norm_b and iterations < maxiter and rho > 0.0:
                 if iterations == 0:
-                    np.copyto(p, z)
+                    kernels.xp.copyto(p, z)
                 else:
-                    _cg_direction(z, beta, p)
-                curvature = self._product(p, q)
+                    kernels.cg_direction(z, beta, p)
+                curvature = kernels.product(p, self.d, q)
                 if curvature <= 0.0:  # A is not positive definite along p
                     break
                 following = next(i for i in range(3) if i not in (current, best))
-                r_norm2, next_rho = _cg_update(rho / curvature, iterates[current], p, r, q,
-                                               iterates[following], self.inverse_D,
-                                               self.coupling, z, self.preconditioned)
+                r_norm2, next_rho = kernels.cg_update(rho / curvature, iterates[current], p, r, q,
+                                                      iterates[following], z)
                 beta, rho = next_rho / rho, next_rho
                 current, norm_r = following, np.sqrt(r_norm2)
                 iterations += 1
@@ -277,9 +306,79 @@ class _RelaxedSystem:
             converged = norm_r <= rtol * norm_b
             self.current = current if converged else best
             # The recursively updated residual drifts from the true one; report the truth.
-            self._product(self.x, self.Ax)
-            residual = np.sqrt(_squared_distance(self.rhs, self.Ax)) / norm_b
+            kernels.product(self.x, self.d, self.Ax)
+            residual = np.sqrt(kernels.squared_distance(self.rhs, self.Ax)) / norm_b
         return PCGResult(self.x, float(residual), iterations, converged)
+
+
+class _NumbaKernels:
+    """The vector work of :class:`_RelaxedSystem` as fused Numba kernels (the CPU's).
+
+    Each operation is one parallel pass over memory (the njit functions
+    below); this class binds them to the fixed data of the system: L, γ,
+    the floor, δ and the block-Jacobi preconditioner's buffers. Every
+    :class:`_RelaxedSystem` kernel set has this interface.
+
+    Parameters
+    ----------
+    L : scipy.sparse.csr_matrix, shape (N, N)
+    gamma : ndarray, shape (N,)
+    floor, lam : float
+        The floor of the IRLS weights and δ.
+    K : int
+        The number of layers.
+    preconditioned : bool
+        Apply the block-Jacobi preconditioner (else z is r).
+
+    Attributes
+    ----------
+    xp : module
+        The array module of the operands (``numpy``).
+    order : {"C", "F"}
+        The memory order of the N×K operands ("C": a pixel's K values adjacent).
+    """
+
+    xp, order = np, "C"
+
+    def __init__(self, L, gamma, floor, lam, K, preconditioned):
+        N = L.shape[0]
+        self.L, self.gamma, self.floor, self.lam = L, gamma, floor, lam
+        self.preconditioned = preconditioned
+        self.L_diagonal = L.diagonal()
+        # max(|x|, floor)^(γ−2) for every entry at the floor (most of them:
+        # the layers are sparse), computed once instead of once per step.
+        self.floor_power = floor ** (gamma - 2.0)
+        self.row_zeros = (0.0,) * K  # see _apply_relaxed
+        self.inverse_D, self.coupling = np.empty((N, K)), np.empty(N)
+
+    def product(self, X, d, out):
+        """out = A X = L X + δ (X 1) 1ᵀ + d ⊙ X; returns Σ X ⊙ out."""
+        return _apply_relaxed(self.L.indptr, self.L.indices, self.L.data, X, d, self.lam,
+                              self.row_zeros, out)
+
+    def irls_system(self, x, target, sigma_s, sigma_f, d, rhs, Ax, r, z):
+        """Eq. 17 at x into d and rhs, A x updated, r = rhs − A x, z = M⁻¹ r.
+
+        Returns ‖rhs‖², ‖r‖² and r·z (see :func:`_irls_system`).
+        """
+        return _irls_system(x, self.gamma, self.floor_power, target, self.floor, sigma_s, sigma_f,
+                            self.lam, self.L_diagonal, d, rhs, Ax, self.inverse_D, self.coupling,
+                            r, z, self.preconditioned)
+
+    def cg_update(self, step, x, p, r, q, x_next, z):
+        """x_next = x + step p, r −= step q, z = M⁻¹ r; returns ‖r‖² and r·z."""
+        return _cg_update(step, x, p, r, q, x_next, self.inverse_D, self.coupling, z,
+                          self.preconditioned)
+
+    @staticmethod
+    def cg_direction(z, beta, p):
+        """p = z + β p."""
+        _cg_direction(z, beta, p)
+
+    @staticmethod
+    def squared_distance(a, b):
+        """‖a − b‖²."""
+        return _squared_distance(a, b)
 
 
 @njit(cache=True, parallel=True)
@@ -399,6 +498,132 @@ def _squared_distance(a, b):
     return total
 
 
+class _ArrayKernels:
+    """The vector work of :class:`_RelaxedSystem` as whole-array expressions (the GPU's).
+
+    The same operations and results as :class:`_NumbaKernels`, written once
+    against the array module of L (CuPy with a cupyx L, NumPy with a SciPy
+    L, which is how the tests compare them on the CPU). Each fused Numba
+    pass becomes a few ``out=`` passes into preallocated buffers; the sparse
+    product is ``L @ X`` (cuSPARSE SpMM on the GPU), the only allocation.
+    Reductions return Python floats, which on the GPU waits for the device:
+    the loop needs them to decide its next step.
+
+    The N×K operands are column-major (``order = "F"``, one layer after the
+    other) because cuSPARSE's SpMM reads and writes column-major dense
+    matrices, so ``L @ X`` copies nothing and every pass runs over
+    contiguous arrays. Parameters as :class:`_NumbaKernels`.
+    """
+
+    order = "F"
+
+    def __init__(self, L, gamma, floor, lam, K, preconditioned):
+        xp = self.xp = get_backend(None, L, gamma).xp
+        N = L.shape[0]
+        self.L, self.floor, self.lam, self.preconditioned = L, floor, lam, preconditioned
+        # Per-pixel values as (N, 1) columns, which broadcast over the K layers.
+        self.exponent = (gamma - 2.0).reshape(N, 1)
+        self.L_diagonal = L.diagonal().reshape(N, 1)
+        self.inverse_D = xp.empty((N, K), order=self.order)
+        self.coupling = xp.empty((N, 1))
+        # Scratch: two N×K arrays and one per-pixel column.
+        self.u, self.v = xp.empty((N, K), order=self.order), xp.empty((N, K), order=self.order)
+        self.pixel = xp.empty((N, 1))
+
+    def _dot(self, a, b):
+        """Σ a ⊙ b as a float: one BLAS dot (over views of arrays in the kernels' order)."""
+        return float(self.xp.dot(a.ravel(order=self.order), b.ravel(order=self.order)))
+
+    def _layer_sum(self, X, out):
+        """out = X 1, the (N, 1) column of each pixel's sum over the layers."""
+        return self.xp.sum(X, axis=1, keepdims=True, out=out)
+
+    def product(self, X, d, out):
+        """out = A X = L X + δ (X 1) 1ᵀ + d ⊙ X; returns Σ X ⊙ out."""
+        xp = self.xp
+        LX = self.L @ X
+        sum_term = self._layer_sum(X, self.pixel)  # δ (X 1), the same for every layer
+        sum_term *= self.lam
+        LX += sum_term
+        xp.multiply(d, X, out=out)
+        out += LX
+        return self._dot(X, out)
+
+    def irls_system(self, x, target, sigma_s, sigma_f, d, rhs, Ax, r, z):
+        """Eq. 17 at x into d and rhs, A x updated, r = rhs − A x, z = M⁻¹ r.
+
+        Returns ‖rhs‖², ‖r‖² and r·z (see :func:`_irls_system`). The weights
+        are computed also when σ_S = 0, where they drop out exactly
+        (0 · finite), which keeps the pass free of branches.
+        """
+        xp, u, v = self.xp, self.u, self.v
+        # u = max(|x|, floor)^(γ−2), v = max(|1 − x|, floor)^(γ−2)
+        xp.abs(x, out=u)
+        xp.maximum(u, self.floor, out=u)
+        xp.power(u, self.exponent, out=u)
+        xp.subtract(1.0, x, out=v)
+        xp.abs(v, out=v)
+        xp.maximum(v, self.floor, out=v)
+        xp.power(v, self.exponent, out=v)
+        # The weight d_new = σ_S (u + v) + σ_F goes to u; rhs = σ_S v + σ_F α̂ + δ.
+        u += v
+        u *= sigma_s
+        u += sigma_f
+        xp.multiply(v, sigma_s, out=rhs)
+        xp.multiply(target, sigma_f, out=v)
+        rhs += v
+        rhs += self.lam
+        # A x follows the change of the diagonal: A x += (d_new − d) ⊙ x.
+        xp.subtract(u, d, out=v)
+        v *= x
+        Ax += v
+        xp.copyto(d, u)
+        # Preconditioner: B_p = diag(D_p) + δ 1 1ᵀ, D_p = L_pp + d_p (Sherman–Morrison).
+        xp.add(u, self.L_diagonal, out=self.inverse_D)
+        xp.divide(1.0, self.inverse_D, out=self.inverse_D)
+        coupling = self._layer_sum(self.inverse_D, self.coupling)
+        coupling *= self.lam
+        coupling += 1.0
+        xp.divide(self.lam, coupling, out=coupling)
+        xp.subtract(rhs, Ax, out=r)
+        r_norm2 = self._dot(r, r)
+        rho = self._block_jacobi(r, z) if self.preconditioned else r_norm2
+        return self._dot(rhs, rhs), r_norm2, rho
+
+    def _block_jacobi(self, r, z):
+        """z = B⁻¹ r, B⁻¹ r = r/D − c Σ(r/D) / D per pixel (:func:`_irls_system`); returns r·z."""
+        xp = self.xp
+        xp.multiply(r, self.inverse_D, out=z)
+        shift = self._layer_sum(z, self.pixel)
+        shift *= self.coupling
+        xp.subtract(r, shift, out=z)
+        z *= self.inverse_D
+        return self._dot(r, z)
+
+    def cg_update(self, step, x, p, r, q, x_next, z):
+        """x_next = x + step p, r −= step q, z = M⁻¹ r; returns ‖r‖² and r·z."""
+        xp = self.xp
+        xp.multiply(p, step, out=x_next)
+        x_next += x
+        xp.multiply(q, step, out=self.u)
+        r -= self.u
+        r_norm2 = self._dot(r, r)
+        return r_norm2, (self._block_jacobi(r, z) if self.preconditioned else r_norm2)
+
+    def cg_direction(self, z, beta, p):
+        """p = z + β p."""
+        p *= beta
+        p += z
+
+    def squared_distance(self, a, b):
+        """‖a − b‖²."""
+        self.xp.subtract(a, b, out=self.u)
+        return self._dot(self.u, self.u)
+
+
+_KERNEL_SETS = {"numba": _NumbaKernels, "array": _ArrayKernels}
+
+
 def relaxed_energy(alphas, L, gamma, target, sigma_s=1.0, sigma_f=1.0, lam=100.0, floor=0.01):
     """The energy that the relaxed IRLS decreases (spec ``sss.md`` §12.2).
 
@@ -419,22 +644,25 @@ def relaxed_energy(alphas, L, gamma, target, sigma_s=1.0, sigma_f=1.0, lam=100.0
     Returns
     -------
     energy : float
+        Computed on the GPU if an input is a CuPy array (or a cupyx matrix).
     """
+    backend = get_backend(None, alphas, L, gamma, target)
+    xp = backend.xp
     K = alphas.shape[-1]
-    X = alphas.reshape(-1, K)
-    target = target.reshape(-1, K)
-    gamma = np.asarray(gamma, dtype=np.float64)
+    X = backend.asarray(alphas).reshape(-1, K)
+    target = backend.asarray(target).reshape(-1, K)
+    gamma = backend.asarray(gamma)
     gamma = gamma.reshape(-1, 1) if gamma.size == X.shape[0] else gamma.reshape(X.shape)
-    smoothness = float(np.sum(X * (L @ X)))
+    smoothness = float(xp.sum(X * (backend.csr(L) @ X)))
 
     def penalty(t):
         # ψ(t²) (2/γ): t^γ (2/γ) above the floor, tangent-line continuation below it.
         t2, f2 = t * t, floor * floor
         above = t2 ** (gamma / 2)
         below = f2 ** (gamma / 2) + (gamma / 2) * f2 ** (gamma / 2 - 1) * (t2 - f2)
-        return (2.0 / gamma) * np.where(t2 >= f2, above, below)
+        return (2.0 / gamma) * xp.where(t2 >= f2, above, below)
 
-    sparsity = float(np.sum(penalty(X) + penalty(1.0 - X)))
-    fidelity = float(np.sum((X - target) ** 2))
-    constraint = float(np.sum((1.0 - X.sum(axis=1)) ** 2))
+    sparsity = float(xp.sum(penalty(X) + penalty(1.0 - X)))
+    fidelity = float(xp.sum((X - target) ** 2))
+    constraint = float(xp.sum((1.0 - X.sum(axis=1)) ** 2))
     return smoothness + sigma_s * sparsity + sigma_f * fidelity + lam * constraint
