@@ -3,10 +3,16 @@
 For each image size: the matting Laplacian (unmix against pymatting's
 ``cf_laplacian``, same process, same input, both JIT-warmed), each stage of
 the SSS Laplacian, and each eigensolver of ``smallest_eigenpairs`` (time,
-peak memory, largest residual ‖Lv − λv‖).
+peak memory, largest residual ‖Lv − λv‖) on each device asked for.
 
     python benchmarks/bench_graph.py                     # 160×120, 320×240, 640×480
     python benchmarks/bench_graph.py --sizes 160 320 --methods shift-invert
+    python benchmarks/bench_graph.py --methods shift-invert --devices cpu gpu --skip-pymatting
+
+A GPU eigensolve runs twice in its process: ``seconds`` is the second run, and
+``cold_seconds`` the first, which also creates the CUDA context, loads cuDSS and
+compiles CuPy's kernels (cached on disk for later processes). ``gpu_pool_gb`` is what
+CuPy's memory pool holds after the run, an upper bound of the device memory it needed.
 
 Results are printed and appended to ``benchmarks/results/bench_graph.jsonl``.
 """
@@ -74,34 +80,43 @@ EIGEN_WORKER = """
 import json, resource, sys, time
 import numpy as np, scipy.sparse as sparse
 from unmix.spectral import smallest_eigenpairs
-path, method, k, height, width = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+path, method, k, height, width, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 L = sparse.load_npz(path).tocsr()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-eigvals, eigvecs, residual = smallest_eigenpairs(L, k, method=method, shape=(height, width),
-                                                 return_residuals=True)
-seconds = time.perf_counter() - start
-print(json.dumps({"seconds": seconds,
+extra = {}
+for run in range(2 if device == "gpu" else 1):
+    start = time.perf_counter()
+    eigvals, eigvecs, residual = smallest_eigenpairs(L, k, method=method, shape=(height, width),
+                                                     return_residuals=True, device=device)
+    seconds = time.perf_counter() - start
+    if run == 0 and device == "gpu":
+        extra["cold_seconds"] = seconds
+if device == "gpu":
+    import cupy
+    extra["gpu_pool_gb"] = cupy.get_default_memory_pool().total_bytes() / 2**30
+print(json.dumps({"seconds": seconds, "device": device, **extra,
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   "before_gb": before / 2**20, "max_residual": float(residual.max()),
                   "lambda_min": float(eigvals[0]), "lambda_max": float(eigvals[-1])}))
 """
 
 
-def bench_eigen(L, shape, method, k, timeout):
+def bench_eigen(L, shape, method, k, timeout, device="cpu"):
     """One eigensolve in a fresh process: its peak memory is the process's own."""
     import scipy.sparse as sparse
 
+    failed = {"method": method, "device": device, "seconds": None}
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "L.npz")
         sparse.save_npz(path, L)
-        command = [sys.executable, "-c", EIGEN_WORKER, path, method, str(k), *map(str, shape)]
+        command = [sys.executable, "-c", EIGEN_WORKER, path, method, str(k), *map(str, shape),
+                   device]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return {"method": method, "seconds": None, "note": f"stopped after {timeout} s"}
+            return {**failed, "note": f"stopped after {timeout} s"}
     if done.returncode != 0:
-        return {"method": method, "seconds": None, "note": done.stderr.strip().splitlines()[-1]}
+        return {**failed, "note": done.stderr.strip().splitlines()[-1]}
     return {"method": method, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 
@@ -121,7 +136,11 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--k", type=int, default=100, help="eigenpairs (default 100)")
     parser.add_argument("--repeat", type=int, default=5, help="Laplacian repeats (best of)")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], choices=["cpu", "gpu"],
+                        help="where the eigensolvers run (GPU: shift-invert only)")
     parser.add_argument("--skip-eigen", action="store_true")
+    parser.add_argument("--skip-pymatting", action="store_true",
+                        help="skip the matting Laplacian comparison with pymatting")
     parser.add_argument("--eigen-timeout", type=int, default=900,
                         help="seconds after which an eigensolver run is stopped (default 900)")
     args = parser.parse_args(argv)
@@ -139,24 +158,34 @@ def main(argv=None):
         size = f"{width}x{height}"
         common = {"image": args.image, "size": size, "pixels": height * width}
 
-        row = {**common, **bench_laplacian(image, args.repeat)}
-        lap_rows.append(row)
+        if not args.skip_pymatting:
+            lap_rows.append({**common, **bench_laplacian(image, args.repeat)})
         L, stages = bench_sss_laplacian(image)
         stage_rows.append({**common, **stages})
         if not args.skip_eigen:
-            for method in args.methods:
-                print(f"  {size}: eigen {method} ...", flush=True)
-                eig_rows.append({**common, "k": args.k, **bench_eigen(
-                    L, (height, width), method, args.k, args.eigen_timeout)})
+            for device in args.devices:
+                for method in args.methods:
+                    if device == "gpu" and method != "shift-invert":
+                        continue
+                    print(f"  {size}: eigen {method} on {device} ...", flush=True)
+                    eig_rows.append({**common, "k": args.k, **bench_eigen(
+                        L, (height, width), method, args.k, args.eigen_timeout, device)})
+            for row in eig_rows:
+                cpu = next((r for r in eig_rows if r["size"] == row["size"]
+                            and r["method"] == row["method"] and r["device"] == "cpu"), None)
+                if row["device"] == "gpu" and cpu and cpu["seconds"] and row["seconds"]:
+                    row["cpu_over_gpu"] = cpu["seconds"] / row["seconds"]
 
-    print("\nmatting Laplacian: unmix vs pymatting.cf_laplacian (best of "
-          f"{args.repeat}, same process)")
-    print_table(lap_rows, [
-        ("size", "size", None), ("unmix_s", "unmix s", "{:.3f}"),
-        ("pymatting_s", "pymatting s", "{:.3f}"), ("speedup", "speedup", "{:.2f}x"),
-        ("unmix_peak_gb", "unmix +GB", "{:.3f}"), ("pymatting_peak_gb", "pymatting +GB", "{:.3f}"),
-        ("max_abs_difference", "max |diff|", "{:.1e}"), ("nnz", "nnz", None),
-    ])
+    if lap_rows:
+        print("\nmatting Laplacian: unmix vs pymatting.cf_laplacian (best of "
+              f"{args.repeat}, same process)")
+        print_table(lap_rows, [
+            ("size", "size", None), ("unmix_s", "unmix s", "{:.3f}"),
+            ("pymatting_s", "pymatting s", "{:.3f}"), ("speedup", "speedup", "{:.2f}x"),
+            ("unmix_peak_gb", "unmix +GB", "{:.3f}"),
+            ("pymatting_peak_gb", "pymatting +GB", "{:.3f}"),
+            ("max_abs_difference", "max |diff|", "{:.1e}"), ("nnz", "nnz", None),
+        ])
     print("\nSSS Laplacian stages (features = image colours), seconds")
     print_table(stage_rows, [
         ("size", "size", None), ("superpixels_s", "SLIC0", "{:.2f}"),
@@ -167,8 +196,10 @@ def main(argv=None):
     if eig_rows:
         print(f"\nsmallest_eigenpairs, k = {args.k}")
         print_table(eig_rows, [
-            ("size", "size", None), ("method", "method", None), ("seconds", "seconds", "{:.1f}"),
-            ("peak_gb", "peak GB", "{:.2f}"), ("max_residual", "max residual", "{:.1e}"),
+            ("size", "size", None), ("method", "method", None), ("device", "device", None),
+            ("seconds", "seconds", "{:.2f}"), ("cold_seconds", "first run s", "{:.2f}"),
+            ("cpu_over_gpu", "CPU/GPU", "{:.1f}x"), ("peak_gb", "peak GB", "{:.2f}"),
+            ("gpu_pool_gb", "GPU pool GB", "{:.2f}"), ("max_residual", "max residual", "{:.1e}"),
             ("lambda_min", "λ_min", "{:.2e}"), ("lambda_max", "λ_max", "{:.2e}"), ("note", "", None),
         ])
     path = append_results("bench_graph", [

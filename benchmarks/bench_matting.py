@@ -21,6 +21,11 @@ Foreground estimation (``unmix.matting.estimate_foreground`` against
 
     python benchmarks/bench_matting.py                    # 640×480 and 1280×960
     python benchmarks/bench_matting.py --sizes 640 1280 2048 --repeat 3
+    python benchmarks/bench_matting.py --gpu              # also closed_form_matting(device="gpu")
+
+With ``--gpu``, ``closed_form_matting(..., device="gpu")`` runs in the same
+alternation (after its own warm-up: CUDA context, cuDSS, CuPy kernels), with its
+time, its ratio to the CPU run and its largest difference to the CPU matte.
 
 Results are printed and appended to ``benchmarks/results/bench_matting.jsonl``.
 """
@@ -71,7 +76,7 @@ def captured_stdout():
         yield buffer
 
 
-def bench_size(width, repeat):
+def bench_size(width, repeat, gpu=False):
     import pymatting
 
     height = width * 3 // 4
@@ -81,7 +86,7 @@ def bench_size(width, repeat):
     trimap_float = trimap / 255.0  # pymatting's convention
     unknown = int(np.count_nonzero(trimap == 128))
 
-    best = {"unmix": np.inf, "pymatting": np.inf}
+    best = {"unmix": np.inf, "pymatting": np.inf, "gpu": np.inf}
     peak = {"unmix": 0.0, "pymatting": 0.0}
     breakdowns = 0
     for _ in range(repeat):  # alternate, so that both see the same machine load
@@ -89,6 +94,10 @@ def bench_size(width, repeat):
                                               return_info=True)
         best["unmix"] = min(best["unmix"], seconds)
         peak["unmix"] = max(peak["unmix"], memory.delta_gb)
+        if gpu:
+            (on_gpu, gpu_info), seconds, _ = timed(closed_form_matting, image, trimap,
+                                                   return_info=True, device="gpu")
+            best["gpu"] = min(best["gpu"], seconds)
         with captured_stdout() as printed:
             peer, seconds, memory = timed(pymatting.estimate_alpha_cf, image, trimap_float)
         breakdowns += printed.getvalue().count("PERFORMANCE WARNING")
@@ -121,6 +130,10 @@ def bench_size(width, repeat):
         "foreground_unmix_s": fg_best["unmix"], "foreground_pymatting_s": fg_best["pymatting"],
         "load_average": os.getloadavg()[0],
     }
+    if gpu:
+        row.update(gpu_s=best["gpu"], cpu_over_gpu=best["unmix"] / best["gpu"],
+                   gpu_max_abs_difference=float(np.abs(on_gpu - ours).max()),
+                   gpu_stages_s={k: round(v, 4) for k, v in gpu_info.timings.items()})
     for name, alpha in (("unmix", ours), ("pymatting", peer)):
         for metric, value in matting_errors(alpha, truth, trimap).items():
             row[f"{name}_{metric}"] = value
@@ -133,6 +146,8 @@ def main(argv=None):
                         help="image widths; heights are 3/4 of them (default 640 1280)")
     parser.add_argument("--repeat", type=int, default=5,
                         help="alternating runs of each library per size (best of; default 5)")
+    parser.add_argument("--gpu", action="store_true",
+                        help="also run closed_form_matting(device='gpu') (needs the gpu extra)")
     args = parser.parse_args(argv)
     import pymatting
 
@@ -143,6 +158,8 @@ def main(argv=None):
     image, truth = synthetic_composite((60, 80))
     trimap = trimap_from_alpha(truth, band=2)
     closed_form_matting(image, trimap)
+    if args.gpu:
+        closed_form_matting(image, trimap, device="gpu")
     estimate_foreground(image, truth)
     with captured_stdout():
         pymatting.estimate_alpha_cf(image, trimap / 255.0)
@@ -151,7 +168,7 @@ def main(argv=None):
     rows = []
     for width in args.sizes:
         print(f"  {width}×{width * 3 // 4} ...", flush=True)
-        rows.append(bench_size(width, args.repeat))
+        rows.append(bench_size(width, args.repeat, args.gpu))
 
     print(f"\nclosed-form matting: unmix vs pymatting.estimate_alpha_cf (best of {args.repeat}, "
           "alternating, same process)")
@@ -165,6 +182,13 @@ def main(argv=None):
         ("pcg_iterations", "PCG it", None),
         ("pymatting_ichol_breakdowns", "ichol fails", None), ("load_average", "load", "{:.1f}"),
     ])
+    if args.gpu:
+        print(f"\nclosed-form matting on the GPU ({info['gpu']}) against the CPU, same run")
+        print_table(rows, [
+            ("size", "size", None), ("unmix_s", "CPU s", "{:.3f}"), ("gpu_s", "GPU s", "{:.3f}"),
+            ("cpu_over_gpu", "CPU/GPU", "{:.1f}x"),
+            ("gpu_max_abs_difference", "max |Δα|", "{:.1e}"),
+        ])
     print("\nerrors against the ground truth (DIM conventions: SAD, Grad, Conn /1000; MSE plain)")
     print_table(rows, [
         ("size", "size", None),

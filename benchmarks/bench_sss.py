@@ -11,6 +11,13 @@ under GNU Octave on a 2-core machine (timings from the issue tracker: coffee at
 
     python benchmarks/bench_sss.py                          # coffee, astronaut; 160, 320, 640
     python benchmarks/bench_sss.py --sizes 320 --modes full
+    python benchmarks/bench_sss.py --devices cpu gpu --sizes 320 640 --reseed-sizes
+
+With ``--devices gpu`` each run is ``semantic_soft_segments(..., device="gpu")``,
+timed after one warm-up run of the same call on a 64×48 crop in the same process
+(the CUDA context, cuDSS's loading and CuPy's kernel compilation happen once per
+process; ``warmup_s`` reports them). Where a run exists on both devices, the GPU
+row also carries each stage's CPU/GPU speed ratio from the same benchmark run.
 
 Also reported: how spatially coherent the layers are with the default
 handcrafted features versus the image colours as features (the share of each
@@ -47,19 +54,26 @@ import functools, json, resource, sys, time
 import numpy as np
 from unmix.image import example_image
 from unmix.spectral import pipeline, semantic_soft_segments
-name, height, width, mode, features, out, seed, eigen_start = sys.argv[1:9]
+name, height, width, mode, features, out, seed, eigen_start, device = sys.argv[1:10]
 if int(eigen_start):
     # Start the eigensolver from another random block: the same eigenspace to ~1e-8.
     pipeline.smallest_eigenpairs = functools.partial(pipeline.smallest_eigenpairs,
                                                      random_state=int(eigen_start))
 image = example_image(name, (int(height), int(width)))
 features = image if features == "colour" else None
+warmup = None
+if device == "gpu":
+    start = time.perf_counter()
+    crop = image[:48, :64]
+    semantic_soft_segments(crop, None if features is None else crop, mode=mode, device=device)
+    warmup = time.perf_counter() - start
 start = time.perf_counter()
-layers = semantic_soft_segments(image, features, mode=mode, random_state=int(seed))
+layers = semantic_soft_segments(image, features, mode=mode, random_state=int(seed), device=device)
 seconds = time.perf_counter() - start
 np.save(out, layers.alphas)
 alphas = layers.alphas
-print(json.dumps({"seconds": seconds, "stages": layers.intermediates["timings"],
+print(json.dumps({"seconds": seconds, "device": device, "warmup_s": warmup,
+                  "stages": layers.intermediates["timings"],
                   "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
                   "sum_to_one_error": float(np.abs(alphas.sum(axis=2) - 1).max()),
                   "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}))
@@ -121,6 +135,10 @@ def main(argv=None):
     parser.add_argument("--images", nargs="+", default=["coffee", "astronaut"])
     parser.add_argument("--modes", nargs="+", default=["full", "fast"], choices=["full", "fast"])
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per run")
+    parser.add_argument("--devices", nargs="+", default=["cpu"], choices=["cpu", "gpu"],
+                        help="where to run (default cpu); the comparisons of fast and full "
+                             "mode, reseeded runs, feature coherence and the released-code "
+                             "ratios use the first device")
     parser.add_argument("--reseed-sizes", nargs="*", type=int, default=[160, 320],
                         help="widths at which full mode also runs with seed 1, and with the "
                              "eigensolver started from another random block, to measure how far "
@@ -137,12 +155,24 @@ def main(argv=None):
                 size = f"{width}x{height}"
                 alphas = {}
                 for mode in args.modes:
-                    out = os.path.join(folder, f"{name}-{size}-{mode}.npy")
-                    print(f"  {name} {size} {mode} ...", flush=True)
-                    result = run(RUN, name, height, width, mode, "default", out, 0, 0,
-                                 timeout=args.timeout)
-                    alphas[mode] = np.load(out)
-                    rows.append({"image": name, "size": size, "mode": mode, **result})
+                    for device in args.devices:
+                        out = os.path.join(folder, f"{name}-{size}-{mode}-{device}.npy")
+                        print(f"  {name} {size} {mode} on {device} ...", flush=True)
+                        result = run(RUN, name, height, width, mode, "default", out, 0, 0,
+                                     device, timeout=args.timeout)
+                        row = {"image": name, "size": size, "mode": mode, **result}
+                        if device == args.devices[0]:
+                            alphas[mode] = np.load(out)
+                        else:
+                            first = rows[-1]  # the same run on the first device
+                            row["vs_first_device_mean_abs_delta"] = matched_deviation(
+                                alphas[mode], np.load(out))[0]
+                            row["stage_ratios"] = {
+                                stage: first["stages"][stage] / seconds
+                                for stage, seconds in row["stages"].items()
+                                if stage in first["stages"] and seconds > 0}
+                            row["total_ratio"] = first["seconds"] / row["seconds"]
+                        rows.append(row)
                 if {"full", "fast"} <= set(alphas):
                     mean, p99 = matched_deviation(alphas["full"], alphas["fast"])
                     row = {"image": name, "size": size, "mean_abs_delta": mean, "p99_abs_delta": p99}
@@ -155,14 +185,14 @@ def main(argv=None):
                                 ("fast_eigen_restarted", "fast", 0, 1)]:
                             out = os.path.join(folder, f"{name}-{size}-{key}.npy")
                             run(RUN, name, height, width, mode, "default", out, seed, eigen_start,
-                                timeout=args.timeout)
+                                args.devices[0], timeout=args.timeout)
                             row[f"{key}_mean_abs_delta"] = matched_deviation(alphas[mode],
                                                                              np.load(out))[0]
                     deviation_rows.append(row)
                 if "full" in alphas and width == 320:
                     out = os.path.join(folder, f"{name}-colour.npy")
                     colour = run(RUN, name, height, width, "full", "colour", out, 0, 0,
-                                 timeout=args.timeout)
+                                 args.devices[0], timeout=args.timeout)
                     feature_rows.append({"image": name, "size": size,
                                          "coherence_default": coherence(alphas["full"]),
                                          "coherence_colour": coherence(np.load(out)),
@@ -170,7 +200,7 @@ def main(argv=None):
             if 320 in args.sizes and "full" in args.modes:
                 graph = run(GRAPH_STAGES, name, 240, 320, timeout=args.timeout)
                 full = next(r for r in rows if r["image"] == name and r["size"] == "320x240"
-                            and r["mode"] == "full")
+                            and r["mode"] == "full" and r["device"] == args.devices[0])
                 measured = {**graph, **{k: v for k, v in full["stages"].items() if k in OCTAVE_240x320}}
                 for stage, octave in OCTAVE_240x320.items():
                     ratio_rows.append({"image": name, "stage": stage, "unmix_s": measured[stage],
@@ -180,11 +210,24 @@ def main(argv=None):
     print("\nsemantic_soft_segments: seconds per stage, total, peak memory of the process")
     print_table(
         [{**r, **{f"t:{s}": r["stages"].get(s) for s in stage_names}} for r in rows],
-        [("image", "image", None), ("size", "size", None), ("mode", "mode", None)]
+        [("image", "image", None), ("size", "size", None), ("mode", "mode", None),
+         ("device", "device", None)]
         + [(f"t:{s}", s, "{:.2f}") for s in stage_names]
-        + [("seconds", "total s", "{:.1f}"), ("peak_gb", "peak GB", "{:.2f}"),
-           ("sum_to_one_error", "|Σα-1|", "{:.1e}")],
+        + [("seconds", "total s", "{:.2f}"), ("warmup_s", "warm-up s", "{:.1f}"),
+           ("peak_gb", "peak GB", "{:.2f}"), ("sum_to_one_error", "|Σα-1|", "{:.1e}")],
     )
+    ratio_by_device = [r for r in rows if "stage_ratios" in r]
+    if ratio_by_device:
+        print(f"\nspeed ratio per stage, {args.devices[0]} time / {args.devices[1]} time "
+              "(same benchmark run), and mean |Δα| between the devices (layers matched)")
+        print_table(
+            [{**r, **{f"r:{s}": r["stage_ratios"].get(s) for s in stage_names}}
+             for r in ratio_by_device],
+            [("image", "image", None), ("size", "size", None), ("mode", "mode", None)]
+            + [(f"r:{s}", s, "{:.1f}x") for s in stage_names]
+            + [("total_ratio", "total", "{:.1f}x"),
+               ("vs_first_device_mean_abs_delta", "mean |Δα|", "{:.4f}")],
+        )
     if deviation_rows:
         print("\nfast vs full (layers matched): |Δα|")
         print_table(deviation_rows, [("image", "image", None), ("size", "size", None),

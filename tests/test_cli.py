@@ -71,3 +71,13 @@ def test_matte_reports_a_bad_trimap(tmp_path, capsys):
     assert main(["matte", str(tmp_path / "image.png"), str(tmp_path / "trimap.png"),
                  "-o", str(tmp_path / "alpha.png")]) == 2
     assert "no foreground" in capsys.readouterr().err
+
+
+def test_sss_gpu_unavailable_is_reported(tmp_path, capsys):
+    from unmix._backend import gpu_available
+
+    if gpu_available():
+        pytest.skip("CuPy and a CUDA device are present")
+    assert main(["sss", "--example", "coffee", "--size", "36", "48", "--device", "gpu",
+                 "-o", str(tmp_path)]) == 2
+    assert "device='gpu' needs" in capsys.readouterr().err

@@ -19,6 +19,8 @@ import time
 
 import numpy as np
 
+from ._backend import GPUUnavailableError
+
 log = logging.getLogger("unmix")
 
 
@@ -117,7 +119,8 @@ def _run_sss(args):
     image = _load_input(args)
     features = None if args.features is None else np.load(args.features)
     layers = semantic_soft_segments(image, features, n_segments=args.segments,
-                                    random_state=args.seed, mode=args.mode, progress=True)
+                                    random_state=args.seed, mode=args.mode, progress=True,
+                                    device=args.device)
     paths = layers.save(args.output)
     timings = ", ".join(f"{name} {seconds:.1f} s"
                         for name, seconds in layers.intermediates["timings"].items())
@@ -221,6 +224,9 @@ def build_parser():
                      help="full: every stage at full resolution (default); fast: every stage "
                      "at about 10,000 pixels, then a few relaxed steps at full resolution")
     sss.add_argument("--seed", type=int, default=0, help="seed of the k-means steps (default 0)")
+    sss.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                     help="run the eigenpairs and both sparsifications on the CPU (default) or "
+                          "on a CUDA GPU (needs the gpu extra)")
     sss.set_defaults(run=_run_sss)
 
     matte = commands.add_parser(
@@ -273,7 +279,7 @@ def main(argv=None):
                         level=logging.INFO if args.verbose else logging.WARNING)
     try:
         args.run(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, GPUUnavailableError) as exc:
         print(f"unmix: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -107,3 +107,27 @@ def test_bad_inputs(result):
         semantic_soft_segments(np.full((20, 20, 3), np.nan))
     with pytest.raises(ValueError, match="35 pixels"):
         semantic_soft_segments(image[:5, :7])
+
+
+def test_bad_device(result):
+    image, _ = result
+    with pytest.raises(ValueError, match="device must be"):
+        semantic_soft_segments(image, device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["full", "fast"])
+def test_gpu_pipeline(result, mode):
+    """The whole method on the GPU: five non-trivial layers that sum to one, NumPy arrays
+    back, the same eigenvalues as the CPU run and layers close to it."""
+    image, cpu = result
+    layers = semantic_soft_segments(image, mode=mode, device="gpu", keep_intermediates=True)
+    alphas = layers.alphas
+    assert isinstance(alphas, np.ndarray) and alphas.shape == (90, 120, 5)
+    assert np.abs(alphas.sum(axis=2) - 1).max() < 1e-4
+    assert np.all((alphas > 0.5).mean(axis=(0, 1)) > 0.005)
+    assert isinstance(layers.intermediates["eigvecs"], np.ndarray)
+    assert "to device" in layers.intermediates["timings"]
+    if mode == "full":
+        np.testing.assert_allclose(layers.intermediates["eigvals"], cpu.intermediates["eigvals"],
+                                   rtol=0, atol=1e-8 * np.abs(cpu.intermediates["eigvals"]).max())

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .._backend import get_backend, to_host
 from .._checks import positive_fields
 from .._stages import Stages
 from ..features import feature_image
@@ -99,7 +100,7 @@ class SemanticSoftSegmentationParams:
 
 
 def semantic_soft_segments(image, features=None, n_segments=5, params=None, random_state=0,
-                           mode="full", progress=False, keep_intermediates=False):
+                           mode="full", progress=False, keep_intermediates=False, device="cpu"):
     """Semantic soft segmentation of an image (Aksoy et al., SIGGRAPH 2018).
 
     Parameters
@@ -131,13 +132,21 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         ``"full"``; ``benchmarks/bench_sss.py`` reports by how much.
     progress : bool, optional
         Show a progress bar over the stages.
+    device : {"cpu", "gpu"}, optional
+        Where the eigenpairs and both sparsifications run (``"cpu"``). On ``"gpu"``
+        (CuPy and a CUDA device; cuDSS through nvmath-python for the eigensolver's
+        factor, the ``gpu`` extra) the Laplacian is moved to the device once and the
+        eigenvectors and segments stay there between those stages; features,
+        superpixels, the Laplacian, k-means and grouping run on the CPU. The result
+        matches the CPU's up to rounding, which the constrained stage amplifies (see
+        ``benchmarks/README.md``).
     keep_intermediates : bool, optional
         Keep the stage outputs in ``Layers.intermediates``: ``features``,
         ``superpixels``, ``laplacian``, ``eigvals``, ``eigvecs``,
         ``initial_segments`` (constrained stage) and ``grouped_segments``; in
         fast mode these are at the reduced resolution, and ``relaxed_reduced``,
         ``upsampled_segments``, ``full_superpixels`` and ``full_laplacian``
-        are added.
+        are added. They are NumPy arrays and SciPy matrices on either device.
 
     Returns
     -------
@@ -156,6 +165,7 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         )
     if mode not in ("full", "fast"):
         raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
+    backend = get_backend(device)
     height, width = image.shape[:2]
     if height * width < params.n_init_layers:
         raise ValueError(
@@ -165,7 +175,9 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         )
     factor = np.sqrt(height * width / params.fast_pixels)
     reduced = mode == "fast" and factor > 1
-    with Stages("semantic soft segmentation", 13 if reduced else 8, progress) as stages:
+    n_stages = (13 if reduced else 8) + backend.is_gpu  # + "to device"
+    with Stages("semantic soft segmentation", n_stages, progress,
+                synchronize=backend.synchronize) as stages:
         F = stages.run("features", feature_image, features, image, params.feature_clamp,
                        params.feature_window, params.feature_eps)
         if reduced:
@@ -176,40 +188,48 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
             n_small = max(int(round(params.graph.n_superpixels / factor**2)), 16)
             params_small = replace(params, graph=replace(params.graph, n_superpixels=n_small))
             spectral = _spectral_segments(image_small, F_small, n_segments, params_small,
-                                          random_state, stages, kmeans_features=F)
+                                          random_state, stages, backend, kmeans_features=F)
             relaxed_small = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"],
-                                       spectral["laplacian"], image_small, params, params.relaxed_iters)
+                                       spectral["laplacian"], image_small, params, params.relaxed_iters,
+                                       backend)
             upsampled = stages.run("upsample", _upsample_segments, relaxed_small, image,
                                    params.fast_upsample_eps)
             sp = stages.run("superpixels (full)", superpixels, image, params.graph.n_superpixels,
                             params.graph.superpixel_compactness)
             L = stages.run("Laplacian (full)", sss_laplacian, image, F, sp, params.graph)
             alphas = stages.run("relaxed sparsification (full)", _relaxed, upsampled, L, image, params,
-                                params.fast_relaxed_iters)
+                                params.fast_relaxed_iters, backend)
             spectral["relaxed_reduced"] = relaxed_small
             spectral["upsampled_segments"] = upsampled
         else:
-            spectral = _spectral_segments(image, F, n_segments, params, random_state, stages)
+            spectral = _spectral_segments(image, F, n_segments, params, random_state, stages,
+                                          backend)
             L, sp = spectral["laplacian"], spectral["superpixels"]
             alphas = stages.run("relaxed sparsification", _relaxed, spectral["grouped_segments"], L,
-                                image, params, params.relaxed_iters)
+                                image, params, params.relaxed_iters, backend)
     intermediates = {"timings": stages.timings}
     if keep_intermediates:
-        intermediates.update(spectral, features=F, full_superpixels=sp, full_laplacian=L)
-    return Layers(alphas, intermediates=intermediates)
+        intermediates.update({name: to_host(value) for name, value in spectral.items()},
+                             features=F, full_superpixels=sp, full_laplacian=L)
+    return Layers(to_host(alphas), intermediates=intermediates)
 
 
-def _spectral_segments(image, F, n_segments, params, random_state, stages, kmeans_features=None):
+def _spectral_segments(image, F, n_segments, params, random_state, stages, backend,
+                       kmeans_features=None):
     """From the image and its features to grouped soft segments (spec §4–11).
 
     ``kmeans_features`` are the features the k-means initialisation fits its
-    centres on (default ``F``): fast mode passes the full-resolution ones.
+    centres on (default ``F``): fast mode passes the full-resolution ones. On the
+    GPU the eigenvectors and the constrained stage's segments stay on the device
+    (``backend``) and come back to the host for the returned intermediates.
     """
     height, width = image.shape[:2]
     sp = stages.run("superpixels", superpixels, image, params.graph.n_superpixels,
                     params.graph.superpixel_compactness)
     L = stages.run("Laplacian", sss_laplacian, image, F, sp, params.graph)
-    eigvals, eigvecs = stages.run("eigenpairs", smallest_eigenpairs, L,
+    # On the GPU: L once on the device, so that the eigenvectors come back as CuPy arrays.
+    L_stage = stages.run("to device", backend.csr, L) if backend.is_gpu else L
+    eigvals, eigvecs = stages.run("eigenpairs", smallest_eigenpairs, L_stage,
                                   min(params.n_eigs, height * width - 1), shape=(height, width))
     labels = stages.run("k-means", kmeans_init, F, params.n_init_layers, random_state,
                         fit_features=kmeans_features)
@@ -219,17 +239,18 @@ def _spectral_segments(image, F, n_segments, params, random_state, stages, kmean
         sparsity=params.gamma, prune_threshold=params.prune_threshold,
         laplacian_ones=(L @ np.ones(L.shape[0])) if params.graph.normalized else None,
     )
+    initial = to_host(initial)
     grouped = stages.run("grouping", group_segments, initial, F, n_segments,
                          random_state=random_state)
     return {"features": F, "superpixels": sp, "laplacian": L, "eigvals": eigvals,
             "eigvecs": eigvecs, "initial_segments": initial, "grouped_segments": grouped}
 
 
-def _relaxed(alphas, L, image, params, iterations):
+def _relaxed(alphas, L, image, params, iterations, backend):
     return relaxed_sparsification(
         alphas, L, image, iterations=iterations, lam=params.lam, rtol=params.pcg_rtol,
         maxiter=params.pcg_maxiter, final_maxiter=params.final_maxiter,
-        preconditioner=params.preconditioner,
+        preconditioner=params.preconditioner, device=backend.device,
     )
 
 
