@@ -23,6 +23,19 @@ Also reported: how spatially coherent the layers are with the default
 handcrafted features versus the image colours as features (the share of each
 layer's mass, α > 0.5, in its largest connected region), a proxy for
 "segments follow objects, not colour blobs".
+
+``--quality`` measures instead how well the soft segments select objects, a figure
+that rounding cannot move: on the photographs of ``../shared/eval/alphamatting_dev``
+(ground-truth mattes and trimaps; downscaled so that the long side is each of
+``--quality-sizes``) the best union of layers against the ground truth
+(``unmix.metrics.best_layer_union``, chosen by MSE over the image; SAD and MSE over
+the image and in the trimap's unknown band), for each feature choice (``network``:
+the default pretrained hypercolumns, ``handcrafted``, ``colour``: the image itself),
+mode and seed, and the layer coherence there and on coffee and astronaut. It writes
+``results/sss_features.png``: per photograph, the image and the segments of each
+feature choice (in the order of ``--features``), full mode, seed 0.
+
+    python benchmarks/bench_sss.py --quality --quality-sizes 320 640 --seeds 0 1 2
 """
 
 import argparse
@@ -36,6 +49,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from common import RESULTS as RESULTS_DIR  # noqa: E402
 from common import append_results, machine, print_table  # noqa: E402
 
 #: The released code under GNU Octave 7.3, 2-core x86, coffee 240×320 (seconds).
@@ -78,6 +92,40 @@ print(json.dumps({"seconds": seconds, "device": device, "warmup_s": warmup,
                   "sum_to_one_error": float(np.abs(alphas.sum(axis=2) - 1).max()),
                   "alpha_min": float(alphas.min()), "alpha_max": float(alphas.max())}))
 """
+
+QUALITY = """
+import json, resource, sys, time
+import numpy as np
+from skimage.transform import resize
+from unmix.image import as_float_image, example_image, read_image
+from unmix.metrics import best_layer_union
+from unmix.spectral import semantic_soft_segments
+source, long_side, mode, features, seed, out = sys.argv[1:7]
+truth_path, trimap_path = (sys.argv[7:9] + [None, None])[:2]
+full = read_image(source) if source.endswith(".png") else example_image(source)
+scale = int(long_side) / max(full.shape[:2])
+shape = (max(int(round(full.shape[0] * scale)), 8), max(int(round(full.shape[1] * scale)), 8))
+image = as_float_image(resize(full, shape, order=1, anti_aliasing=True))
+given = {"network": None, "handcrafted": "handcrafted", "colour": image}[features]
+start = time.perf_counter()
+layers = semantic_soft_segments(image, given, mode=mode, random_state=int(seed))
+seconds = time.perf_counter() - start
+np.save(out, layers.alphas)
+row = {"seconds": seconds, "shape": list(shape), "stages": layers.intermediates["timings"],
+       "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+if truth_path:
+    truth = resize(read_image(truth_path)[..., 0], shape, order=1, anti_aliasing=True)
+    # Nearest neighbour keeps the trimap's three values.
+    trimap = resize(read_image(trimap_path)[..., 0], shape, order=0, anti_aliasing=False)
+    trimap = np.round(trimap * 255).astype(np.uint8)
+    best = best_layer_union(layers, truth, trimap, criterion="mse")
+    row.update(subset=list(best.subset), sad=best.sad, mse=best.mse,
+               sad_unknown=best.sad_unknown, mse_unknown=best.mse_unknown)
+print(json.dumps(row))
+"""
+
+EVAL = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "shared",
+                    "eval", "alphamatting_dev")
 
 GRAPH_STAGES = """
 import json, sys, time
@@ -128,6 +176,89 @@ def coherence(alphas):
     return inside / max(total, 1)
 
 
+def _photograph(paths):
+    """The photograph of a ``--quality`` source: an evaluation file or a scikit-image name."""
+    from unmix.image import example_image, read_image
+
+    return read_image(paths[0]) if paths[0].endswith(".png") else example_image(paths[0])
+
+
+def _figure(figure_rows, height=200):
+    """One line of tiles per photograph, scaled to a common height and padded to one width."""
+    from skimage.transform import resize
+
+    lines = []
+    for tiles in figure_rows:
+        scaled = [resize(t, (height, int(round(t.shape[1] * height / t.shape[0]))), order=1)
+                  for t in tiles]
+        lines.append(np.concatenate([np.pad(t, ((4, 4), (4, 4), (0, 0)), constant_values=1.0)
+                                     for t in scaled], axis=1))
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0)),
+                                  constant_values=1.0) for line in lines], axis=0)
+
+
+def quality(args):
+    """The ``--quality`` protocol (module docstring); returns the rows to append."""
+    from unmix.image import write_image
+    from unmix.layers import Layers
+
+    photos = sorted(f[:-4] for f in os.listdir(os.path.join(EVAL, "input")) if f.endswith(".png"))
+    sources = [(name, [os.path.join(EVAL, d, f"{name}.png") for d in ("input", "gt", "trimap")])
+               for name in photos] + [(name, [name]) for name in ("coffee", "astronaut")]
+    rows, figure_rows = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for long_side in args.quality_sizes:
+            for name, paths in sources:
+                tiles = [_photograph(paths)]
+                for features in args.features:
+                    for mode in args.modes:
+                        for seed in args.seeds:
+                            run_name = f"{name}-{long_side}-{features}-{mode}-{seed}"
+                            out = os.path.join(folder, f"{run_name}.npy")
+                            print(f"  {run_name} ...", flush=True)
+                            result = run(QUALITY, paths[0], long_side, mode, features, seed, out,
+                                         *paths[1:], timeout=args.timeout)
+                            alphas = np.load(out)
+                            rows.append({"photo": name, "long_side": long_side,
+                                         "features": features, "mode": mode, "seed": seed,
+                                         "coherence": coherence(alphas), **result})
+                            if mode == args.modes[0] and seed == args.seeds[0]:
+                                tiles.append(Layers(alphas).visualize())
+                if long_side == args.quality_sizes[0]:
+                    figure_rows.append(tiles)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    write_image(os.path.join(RESULTS_DIR, "sss_features.png"), _figure(figure_rows))
+
+    # Per photograph, feature choice and mode: the mean over the seeds, and their spread.
+    summary = []
+    for long_side in args.quality_sizes:
+        for name, _ in sources:
+            for features in args.features:
+                for mode in args.modes:
+                    group = [r for r in rows if (r["photo"], r["long_side"], r["features"],
+                                                 r["mode"]) == (name, long_side, features, mode)]
+                    entry = {"photo": name, "long_side": long_side, "features": features,
+                             "mode": mode, "seconds": float(np.mean([r["seconds"] for r in group])),
+                             "coherence": float(np.mean([r["coherence"] for r in group]))}
+                    for key in ("mse", "sad", "mse_unknown", "sad_unknown"):
+                        values = [r[key] for r in group if r.get(key) is not None]
+                        if values:
+                            entry[key] = float(np.mean(values))
+                            entry[f"{key}_spread"] = float(np.max(values) - np.min(values))
+                    summary.append(entry)
+    print(f"\nbest union of layers against the ground truth (chosen by MSE over the image); "
+          f"mean over seeds {args.seeds} and their spread (max − min)")
+    print_table(summary, [("photo", "photo", None), ("long_side", "long side", None),
+                          ("features", "features", None), ("mode", "mode", None),
+                          ("mse", "MSE", "{:.4f}"), ("mse_spread", "± seeds", "{:.4f}"),
+                          ("sad", "SAD", "{:.2f}"), ("mse_unknown", "MSE band", "{:.4f}"),
+                          ("sad_unknown", "SAD band", "{:.2f}"),
+                          ("coherence", "coherence", "{:.3f}"), ("seconds", "s", "{:.1f}")])
+    return [*({"benchmark": "sss_quality", **r} for r in rows),
+            *({"benchmark": "sss_quality_summary", **r} for r in summary)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[160, 320, 640],
@@ -143,7 +274,20 @@ def main(argv=None):
                         help="widths at which full mode also runs with seed 1, and with the "
                              "eigensolver started from another random block, to measure how far "
                              "the method's own seed and rounding move the layers")
+    parser.add_argument("--quality", action="store_true",
+                        help="measure segment quality on the evaluation photographs instead")
+    parser.add_argument("--quality-sizes", nargs="+", type=int, default=[320],
+                        help="long sides of the photographs for --quality (default 320)")
+    parser.add_argument("--features", nargs="+", default=["network", "handcrafted", "colour"],
+                        choices=["network", "handcrafted", "colour"], help="for --quality")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="for --quality")
     args = parser.parse_args(argv)
+    if args.quality:
+        info = machine()
+        print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB")
+        path = append_results("bench_sss", quality(args))
+        print(f"\nappended to {path}")
+        return
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; gpu: {info['gpu']}")

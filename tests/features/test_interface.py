@@ -8,6 +8,7 @@ def test_none_gives_the_handcrafted_default(photo):
     image = photo("coffee", (30, 40))
     F = feature_image(None, image)
     np.testing.assert_array_equal(F, handcrafted_features(image))
+    np.testing.assert_array_equal(feature_image("handcrafted", image), F)
     assert F.shape == (30, 40, 3) and F.min() == 0 and F.max() == 1
 
 
@@ -41,6 +42,8 @@ def test_callable_extractor(photo):
 
 def test_bad_features(photo):
     image = photo("coffee", (30, 40))
+    with pytest.raises(ValueError, match="features must be None, 'handcrafted'"):
+        feature_image("handmade", image)
     with pytest.raises(ValueError, match="2 channel"):
         feature_image(image[..., :2], image)
     with pytest.raises(ValueError, match="NaN"):

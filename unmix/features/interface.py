@@ -26,7 +26,7 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     Parameters
     ----------
     features : None, array_like (H, W, D) or callable
-        - ``None``: :func:`handcrafted_features` of the image;
+        - ``None`` or ``"handcrafted"``: :func:`handcrafted_features` of the image;
         - an (H, W, 3) array with values in [0, 1]: used as is (like the
           released demo's precomputed features);
         - an (H, W, D) array with D > 3: a raw embedding, preprocessed as the
@@ -44,8 +44,11 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     -------
     F : ndarray, shape (H, W, 3), float64 in [0, 1]
     """
-    if features is None:
+    if features is None or (isinstance(features, str) and features == "handcrafted"):
         return handcrafted_features(image)
+    if isinstance(features, str):
+        raise ValueError(f"features must be None, 'handcrafted', an array, a callable or a torch "
+                         f"module, got the string {features!r}")
     if _is_torch_module(features):
         from ..nets.extractor import TorchFeatureExtractor
 
