@@ -1,14 +1,25 @@
 import numpy as np
 import pytest
 
-from unmix.features import feature_image, handcrafted_features, preprocess_features
+from unmix.features import (
+    feature_image,
+    handcrafted_features,
+    network_features,
+    preprocess_features,
+)
 
 
-def test_none_gives_the_handcrafted_default(photo):
+def test_none_gives_the_preprocessed_network_features(photo):
     image = photo("coffee", (30, 40))
     F = feature_image(None, image)
+    np.testing.assert_array_equal(F, preprocess_features(network_features(image), image))
+    assert F.shape == (30, 40, 3) and F.min() == 0 and F.max() == 1
+
+
+def test_handcrafted_by_name(photo):
+    image = photo("coffee", (30, 40))
+    F = feature_image("handcrafted", image)
     np.testing.assert_array_equal(F, handcrafted_features(image))
-    np.testing.assert_array_equal(feature_image("handcrafted", image), F)
     assert F.shape == (30, 40, 3) and F.min() == 0 and F.max() == 1
 
 

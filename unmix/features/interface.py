@@ -6,6 +6,7 @@ import numpy as np
 
 from .._checks import feature_array
 from .handcrafted import handcrafted_features
+from .network import network_features
 from .preprocess import preprocess_features
 
 __all__ = ["feature_image"]
@@ -26,7 +27,11 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     Parameters
     ----------
     features : None, array_like (H, W, D) or callable
-        - ``None`` or ``"handcrafted"``: :func:`handcrafted_features` of the image;
+        - ``None``: the hypercolumns of a pretrained network,
+          :func:`network_features` (EfficientNet-Lite0 trained on ImageNet, run
+          by unmix's own NumPy inference), preprocessed as raw embeddings are;
+        - ``"handcrafted"``: :func:`handcrafted_features` of the image (the
+          default before the network features; colour and position statistics);
         - an (H, W, 3) array with values in [0, 1]: used as is (like the
           released demo's precomputed features);
         - an (H, W, D) array with D > 3: a raw embedding, preprocessed as the
@@ -44,7 +49,10 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     -------
     F : ndarray, shape (H, W, 3), float64 in [0, 1]
     """
-    if features is None or (isinstance(features, str) and features == "handcrafted"):
+    if features is None:
+        # Raw hypercolumns of the pretrained network (D > 3), preprocessed as §3 says.
+        return preprocess_features(network_features(image), image, clamp, window, eps)
+    if isinstance(features, str) and features == "handcrafted":
         return handcrafted_features(image)
     if isinstance(features, str):
         raise ValueError(f"features must be None, 'handcrafted', an array, a callable or a torch "

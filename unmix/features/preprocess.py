@@ -59,11 +59,12 @@ def preprocess_features(features, image, clamp=5.0, window=10, eps=0.01):
 
     filtered = np.empty_like(clamped)
     paired = depth - depth % 3
-    for start in range(0, paired, 3):
-        for k in range(3):
-            filtered[:, :, start + k] = guided_filter(
-                clamped[:, :, start + k], image[:, :, k], window, eps
-            )
+    # Channel start + k of every triple has image channel k as its grey guide: one
+    # filter call per guide channel over all its feature channels shares the guide's
+    # box means (the same values as filtering the channels one by one).
+    for k in range(3):
+        filtered[:, :, k:paired:3] = guided_filter(clamped[:, :, k:paired:3], image[:, :, k],
+                                                   window, eps)
     if paired < depth:
         filtered[:, :, paired:] = guided_filter(clamped[:, :, paired:], image, window, eps)
     return minmax_normalize(pca_features(filtered, 3))
