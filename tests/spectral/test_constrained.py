@@ -5,14 +5,22 @@ written here (the full (C−1)K block system built with np.kron and block_diag, 
 LAPACK), run from the same state.  A whole 40-iteration run is never compared value by
 value (rounding noise grows ~10× per iteration, §19); for whole runs we test what the
 method guarantees: exact sum-to-one, the pruning schedule, and a non-increasing energy.
+
+The GPU's pixel passes (the array code of ``_ArrayPixelWork``) are checked against the
+Numba ones pass by pass to rounding, and over whole runs short enough (12 iterations,
+three prunes) that rounding differences stay below 1e-6: two implementations that
+differ by an ulp per operation drift apart by ~1e-4 in the energy by iteration 25 of the
+40-iteration schedule on these problems, as the n_threads note of the stage says.
 """
 
+import importlib
 import warnings
 
 import numpy as np
 import pytest
 import scipy.linalg as la
 
+from unmix._backend import to_host
 from unmix.exceptions import ConvergenceWarning
 from unmix.graph import GraphParams, sss_laplacian, superpixels
 from unmix.image import example_image
@@ -318,6 +326,170 @@ def test_single_component_left_is_constant_one(problem):
     out = _run(problem, init, iterations=4, prune_every=1, prune_threshold=0.5)
     assert out.shape[2] == 1
     np.testing.assert_allclose(out[..., 0], 1.0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- devices
+XP = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+
+
+def _close(got, want, rel):
+    """``max |got − want| <= rel · max |want|``, on the host."""
+    got, want = to_host(got), to_host(want)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= rel * np.abs(want).max()
+
+
+def _mixed_alpha(labels, C, seed=0):
+    """One-hot layers (constant weights) but the first three (varying weights)."""
+    alpha = _one_hot(labels, C)
+    alpha[:, :3] = np.random.default_rng(seed).uniform(-0.2, 1.2, (labels.size, 3))
+    return alpha
+
+
+@pytest.mark.parametrize("xp_name", XP)
+def test_array_pixel_work_equals_numba_pixel_work(problem, xp_name):
+    """update, select and grams of the array code against the Numba kernels in threads."""
+    xp = importlib.import_module(xp_name)
+    E = np.ascontiguousarray(problem["vecs"])
+    K = E.shape[1]
+    # Blocks of 256 pixels on two threads: the Numba side sums several parts.
+    threaded = cs._ThreadedPixelWork(E, 2, block=256)
+    array = cs._ArrayPixelWork(xp.asarray(E), xp)
+    rng = np.random.default_rng(1)
+    for Y in (None, 0.3 * rng.standard_normal((K, C0 - 1))):
+        a_threaded = _mixed_alpha(problem["labels"], C0)
+        a_array = xp.asarray(a_threaded)
+        w_threaded, energy_threaded, max_threaded = threaded.update(Y, a_threaded, GAMMA)
+        w_array, energy_array, max_array = array.update(Y, a_array, GAMMA)
+        _close(a_array, a_threaded, 1e-13)
+        for got, want in zip(w_array[:3], w_threaded[:3]):  # sw, e0, e1
+            assert type(got) is xp.ndarray
+            np.testing.assert_allclose(to_host(got), want, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(energy_array, energy_threaded, rtol=1e-12)
+        np.testing.assert_allclose(max_array, max_threaded, rtol=1e-13)
+        constant = ~np.isnan(w_threaded.constant)
+        assert constant.sum() == (0 if Y is not None else C0 - 3)
+        np.testing.assert_array_equal(np.isnan(w_array.constant), ~constant)
+        np.testing.assert_allclose(w_array.constant[constant], w_threaded.constant[constant],
+                                   rtol=1e-13)
+        # All layers, then a prune (the Numba select compacts its buffers in place).
+        for keep in (np.arange(C0), np.array([0, 2, 4, 5, 7])):
+            wt = threaded.select(a_threaded.copy(), w_threaded, keep)[1]
+            wa = array.select(a_array, w_array, keep)[1]
+            G_threaded, B_threaded = threaded.grams(wt)
+            G_array, B_array = array.grams(wa)
+            assert isinstance(G_array, np.ndarray) and isinstance(B_array, np.ndarray)
+            for k in range(keep.size):
+                _close(G_array[k], G_threaded[k], 1e-12)
+            for k in range(keep.size):
+                _close(B_array[:, k], B_threaded[:, k], 1e-12)
+
+
+def test_array_pixel_work_batches_the_gram_products(problem, monkeypatch):
+    """Chunks of pixels and groups of layers smaller than the problem: the same G."""
+    E = np.ascontiguousarray(problem["vecs"])
+    K = E.shape[1]
+    alpha = _mixed_alpha(problem["labels"], C0)
+    array = cs._ArrayPixelWork(E, np)
+    weights = array.update(None, alpha, GAMMA)[0]
+    whole = array.grams(weights)
+    monkeypatch.setattr(cs, "_GRAM_ROWS", 100)  # 8 chunks, the last one short
+    monkeypatch.setattr(cs, "_GRAM_BYTES", 2 * 100 * K * 8)  # two layers at a time
+    chunked = array.grams(weights)
+    for got, want in zip(chunked, whole):
+        _close(got, want, 1e-13)
+
+
+@pytest.fixture
+def array_work_on_cpu(monkeypatch):
+    """Run the stage's GPU code (``_ArrayPixelWork``) with NumPy on the CPU."""
+    monkeypatch.setattr(cs, "_pixel_work", lambda E, backend, n_threads: cs._ArrayPixelWork(E, np))
+
+
+def _pruning_run(problem, **kw):
+    """12 iterations on 6 components of which two are empty: prunes after 4, 7, 10."""
+    labels = np.array([0, 2, 3, 5])[problem["labels"] % 4]
+    return _run(problem, labels, n_components=6, iterations=12, return_info=True, **kw)
+
+
+def _same_run(got, want, rtol=1e-6):
+    (a, info_a), (b, info_b) = got, want
+    assert info_a.keys() == info_b.keys()
+    assert info_a["timings"].keys() == info_b["timings"].keys()
+    assert info_b["prune_iterations"] == [4, 7, 10] and info_b["n_components"][-1] < 6
+    np.testing.assert_array_equal(info_a["n_components"], info_b["n_components"])
+    np.testing.assert_array_equal(info_a["kept"], info_b["kept"])
+    np.testing.assert_allclose(info_a["energy"], info_b["energy"], rtol=rtol)
+    np.testing.assert_allclose(to_host(a), to_host(b), rtol=0, atol=1e-5)
+
+
+def test_array_pixel_work_whole_run_matches_numba(problem, request):
+    want = _pruning_run(problem)
+    request.getfixturevalue("array_work_on_cpu")
+    got = _pruning_run(problem)
+    _same_run(got, want)
+    assert np.abs(got[0].sum(axis=2) - 1).max() < 1e-12
+
+
+def test_bad_device_raises(problem):
+    with pytest.raises(ValueError, match="device"):
+        _run(problem, problem["labels"], iterations=1, device="tpu")
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu_iteration_by_iteration(problem):
+    """NumPy in, NumPy out: the GPU run follows the CPU run's energies and prunes."""
+    cpu = _pruning_run(problem)
+    gpu = _pruning_run(problem, device="gpu")
+    assert type(gpu[0]) is np.ndarray
+    _same_run(gpu, cpu)
+
+
+@pytest.mark.gpu
+def test_gpu_cupy_in_cupy_out_and_sums_to_one(problem, full_run):
+    import cupy
+
+    labels = kmeans_init(problem["img"], 10, random_state=1)
+    E, lam = cupy.asarray(problem["vecs"]), cupy.asarray(problem["vals"])
+    out, info = constrained_sparsification(E, lam, cupy.asarray(labels), SHAPE, n_components=10,
+                                           return_info=True)  # device=None: where E is
+    assert type(out) is cupy.ndarray and out.shape == SHAPE + (len(info["kept"]),)
+    assert float(cupy.abs(out.sum(axis=2) - 1).max()) < 1e-12
+    assert info["prune_iterations"] == full_run[1]["prune_iterations"]
+    # The first iterations, before rounding grows (module docstring), follow the CPU's.
+    np.testing.assert_allclose(info["energy"][:8], full_run[1]["energy"][:8], rtol=1e-8)
+    on_cpu = constrained_sparsification(E, lam, labels, SHAPE, n_components=10, iterations=2,
+                                        device="cpu")
+    assert type(on_cpu) is cupy.ndarray
+
+
+@pytest.mark.gpu
+def test_gpu_validates_cupy_inputs(problem):
+    import cupy
+
+    E, lam, labels = problem["vecs"], problem["vals"], problem["labels"]
+
+    def run(eigvecs=E, eigvals=lam, init=labels, **kw):
+        return constrained_sparsification(cupy.asarray(eigvecs), cupy.asarray(eigvals),
+                                          cupy.asarray(init), SHAPE, n_components=C0,
+                                          iterations=1, **kw)
+
+    bad = E.copy()
+    bad[3, 2] = np.inf
+    with pytest.raises(ValueError, match="eigvecs has non-finite"):
+        run(eigvecs=bad)
+    with pytest.raises(ValueError, match="eigvecs must have shape"):
+        run(eigvecs=E[:, 0])
+    with pytest.raises(TypeError, match="eigvecs must be real"):
+        run(eigvecs=E * 1j)
+    with pytest.raises(ValueError, match="eigvals must have shape"):
+        run(eigvals=lam[:-1])
+    with pytest.raises(ValueError, match=r"init labels.*\[0, 7\]"):
+        run(init=np.where(labels == 0, C0, labels))
+    with pytest.raises(ValueError, match="device"):
+        run(device="tpu")
+    with pytest.raises(ValueError, match="eigvecs has non-finite"):
+        constrained_sparsification(bad, lam, labels, SHAPE, n_components=C0, device="gpu")
 
 
 # --------------------------------------------------------------------------- k-means init

@@ -63,6 +63,12 @@ error of 4e-7 and moves α by 7e-5 from a dense LU solve; two refinement steps b
 the backward error to 3e-16 and α to within 4e-6 of the dense solve, which is the
 distance between two dense LAPACK solvers (``gesv`` and ``sysv``, 3e-6) on that system.
 
+*On the GPU* (``device="gpu"``, or CuPy eigenvectors) the same loop runs with the
+per-pixel passes written once against the array module (``_ArrayPixelWork``): α, the
+weights and E stay on the device, the Gram products are batched over layers, and only
+G (C×K×K), B and the per-layer sums come back to the host (a few MB per iteration),
+where the block solve above runs as on the CPU.
+
 *Precision.* Everything is float64.  Single-precision Gram products were measured and
 rejected: 2× faster, and α moves by 2e-6 in the first iteration but by up to 67 in a
 late one (the weights span twelve orders of magnitude).
@@ -83,6 +89,7 @@ import scipy.linalg.lapack
 import scipy.sparse as sp
 from numba import njit
 
+from .._backend import get_backend, like_input, to_host
 from .._blas import single_threaded_blas
 from .._checks import grid_shape
 from .._threads import default_threads, thread_map
@@ -99,16 +106,22 @@ _FLOOR = 1e-10
 _WEIGHT_BASE = 0.3
 #: Backward error above which the refined block solve is reported as inaccurate.
 _BERR_WARN = 1e-8
+#: Pixels per chunk of the batched Gram products on the GPU: C products over 32 768
+#: pixels each keep the device busier than a few over all N (``_ArrayPixelWork``).
+_GRAM_ROWS = 1 << 15
+#: Most bytes of the scaled copies sqrt(w_k) ⊙ E that one batched Gram product reads.
+_GRAM_BYTES = 1 << 30
 
 
 # --------------------------------------------------------------------------- kernels
 class Weights(NamedTuple):
-    """IRLS weights of an iterate (§10.1), pixel-major arrays of shape (N, C)."""
+    """IRLS weights of an iterate (§10.1), pixel-major arrays of shape (N, C) where E is."""
 
     sw: np.ndarray  #: sqrt(e0 + e1)
     e0: np.ndarray  #: c·max(|α|, floor)^(γ−2)
     e1: np.ndarray  #: c·max(|α − 1|, floor)^(γ−2)
-    constant: np.ndarray  #: (C,): e0 + e1 where it is the same at every pixel, else NaN
+    constant: np.ndarray  #: (C,) on the host: e0 + e1 where it is one value at all pixels, else NaN
+
 
 @njit(cache=True, nogil=True)
 def _weights_kernel(alpha, gamma, c, floor, sw, e0, e1, energy, max_abs, w_min, w_max):
@@ -194,8 +207,54 @@ def _compact_rows(flat, width, keep):
             flat[p * m + j] = flat[p * width + keep[j]]
 
 
+def _constant_weight(w_min, w_max):
+    """``Weights.constant`` from each layer's range of e0 + e1: w where it is [w, w], else NaN."""
+    return np.where(w_min == w_max, w_min, np.nan)
+
+
 class _PixelWork:
-    """The per-pixel passes of an iteration, split over threads by pixel range.
+    """The per-pixel passes of an iteration: α = E y, the IRLS weights, the Gram products.
+
+    Two implementations share this interface and the one loop of
+    :func:`constrained_sparsification`: :class:`_ThreadedPixelWork` (Numba kernels in
+    threads, on the CPU) and :class:`_ArrayPixelWork` (whole-array operations of an
+    array module, on the GPU).  α and the weights stay where E is; what the host's
+    block solve and pruning need comes back as small NumPy arrays.
+
+    ``update(Y, alpha, gamma)``
+        Fills ``alpha`` (N, C) in place from ``Y`` (K, C−1) (unless None) and returns
+        ``(Weights, energy, max_abs)``: the weights, ``Σ_p |α|^γ + |1 − α|^γ`` and
+        ``max_p |α_pk|`` per layer (host arrays of shape (C,)).
+    ``select(alpha, weights, keep)``
+        α and the weights of the layers ``keep`` only (pruning, §10.3).
+    ``grams(weights)``
+        The Gram products and right-hand sides (below).
+    """
+
+    def __init__(self, E):
+        self.E = E
+        self._gram_E = None
+
+    def grams(self, weights):
+        """Host arrays G[k] = Eᵀ diag(sw_k²) E (C, K, K) and B = Eᵀ [e1_1..e1_{C−1}, e0_C] (K, C).
+
+        A layer whose weight w is the same at every pixel has G[k] = w·EᵀE, from one
+        Gram product of E shared by all such layers.  That is every layer of the first
+        iteration from hard labels: α ∈ {0, 1} gives e0 + e1 = c (1 + floor^{γ−2}) at
+        every pixel (§10.3, "first-iteration weights"), so it costs one product instead
+        of C.
+        """
+        constant = ~np.isnan(weights.constant)
+        G, B = self._weighted_grams(weights, np.flatnonzero(~constant))
+        for k in np.flatnonzero(constant):
+            if self._gram_E is None:
+                self._gram_E = to_host(self.E.T @ self.E)
+            G[k] = weights.constant[k] * self._gram_E
+        return G, B
+
+
+class _ThreadedPixelWork(_PixelWork):
+    """The per-pixel passes in Numba kernels, split over threads by pixel range (CPU).
 
     Every pass reads a few-thousand-pixel block of E while it is in cache and does all
     layers' work on it; each thread owns a contiguous pixel range and its own
@@ -206,8 +265,8 @@ class _PixelWork:
     """
 
     def __init__(self, E, n_threads, block=None):
+        super().__init__(E)
         N, K = E.shape
-        self.E = E
         if block is None:
             # ~1 MB blocks of sqrt(w)·E: the E block stays in L2 while all layers use it,
             # and the per-call overhead (3 NumPy calls per block and layer) stays < 5 %.
@@ -216,7 +275,6 @@ class _PixelWork:
         n_threads = max(1, min(n_threads, -(-N // block)))
         self.bounds = np.linspace(0, N, n_threads + 1).astype(np.int64)
         self._weights = None
-        self._gram_E = None
 
     def _map(self, fn, *args):
         return thread_map(lambda lo, hi: fn(lo, hi, *args), self.bounds[:-1], self.bounds[1:])
@@ -242,12 +300,10 @@ class _PixelWork:
         return energy, max_abs, w_min, w_max
 
     def update(self, Y, alpha, gamma):
-        """Fill ``alpha`` from ``Y`` (K, C−1) (unless None) and compute the weights.
+        """Fill ``alpha`` from ``Y`` (unless None); the weights, sparsity sums and max |α|.
 
-        Returns ``Weights(sw, e0, e1, constant)`` (``constant[k]``: the weight of layer
-        k, where it is the same at every pixel, else NaN), the sparsity sums and
-        ``max_p |α_pk|``.  The weight arrays are reused from call to call while C is
-        unchanged (fresh ones would page-fault on every iteration).
+        The weight arrays are reused from call to call while C is unchanged (fresh ones
+        would page-fault on every iteration).
         """
         c = _WEIGHT_BASE**gamma
         if self._weights is None or self._weights[0].shape != alpha.shape:
@@ -258,13 +314,12 @@ class _PixelWork:
         max_abs = np.max([p[1] for p in parts], axis=0)
         w_min = np.min([p[2] for p in parts], axis=0)
         w_max = np.max([p[3] for p in parts], axis=0)
-        constant = np.where(w_min == w_max, w_min, np.nan)
-        return Weights(sw, e0, e1, constant), energy, max_abs
+        return Weights(sw, e0, e1, _constant_weight(w_min, w_max)), energy, max_abs
 
-    def select(self, weights, keep):
-        """The weights of the layers ``keep`` only (pruning, §10.3), in their own buffers."""
+    def select(self, alpha, weights, keep):
+        """α and the weights of the layers ``keep`` only, each compacted in its own buffer."""
         self._weights = tuple(_compact_columns(w, keep) for w in weights[:3])
-        return Weights(*self._weights, weights.constant[keep])
+        return _compact_columns(alpha, keep), Weights(*self._weights, weights.constant[keep])
 
     # pass 2: the weighted Gram products and the right-hand sides
     def _gram_range(self, lo, hi, sw, e0, e1, varying):
@@ -290,27 +345,91 @@ class _PixelWork:
             B += E[s:e].T @ R
         return G, B
 
-    def grams(self, weights):
-        """``(G, B)``: G[k] = Eᵀ diag(sw_k²) E (C, K, K) and B = Eᵀ [e1_1..e1_{C−1}, e0_C].
-
-        A layer whose weight w is the same at every pixel has G[k] = w·EᵀE, from one
-        Gram product of E shared by all such layers.  That is every layer of the first
-        iteration from hard labels: α ∈ {0, 1} gives e0 + e1 = c (1 + floor^{γ−2}) at
-        every pixel (§10.3, "first-iteration weights"), so it costs one product instead
-        of C.
-        """
-        varying = np.flatnonzero(np.isnan(weights.constant))
+    def _weighted_grams(self, weights, varying):
+        """G (zero for the layers not in ``varying``) and B, summed range by range."""
         parts = self._map(self._gram_range, weights.sw, weights.e0, weights.e1, varying)
         G = parts[0][0]
         B = parts[0][1]
         for g, b in parts[1:]:
             G += g
             B += b
-        for k in np.flatnonzero(~np.isnan(weights.constant)):
-            if self._gram_E is None:
-                self._gram_E = self.E.T @ self.E
-            G[k] = weights.constant[k] * self._gram_E
         return G, B
+
+
+class _ArrayPixelWork(_PixelWork):
+    """The per-pixel passes as whole-array operations of an array module (GPU).
+
+    Written once against NumPy's API, which CuPy implements, so that ``xp=numpy`` runs
+    the same code on the CPU (the tests compare it with :class:`_ThreadedPixelWork`).
+    The formulas are those of ``_weights_kernel``.  The weighted Gram products are
+    batched matrix products ``Xᵀ X`` of ``X = sqrt(w_k) ⊙ E`` for a group of layers at
+    a time over a chunk of pixels: every layer's product is independent work for the
+    device, and X stays below ``_GRAM_BYTES``.  Everything is float64 (the module
+    docstring says why).
+    """
+
+    def __init__(self, E, xp):
+        super().__init__(E)
+        self.xp = xp
+
+    def update(self, Y, alpha, gamma):
+        """Fill ``alpha`` from ``Y`` (unless None); the weights, sparsity sums and max |α|."""
+        xp = self.xp
+        m = alpha.shape[1] - 1
+        if Y is not None:
+            # α_k = E y_k (k < C), α_C = 1 − Σ_{k<C} α_k: exact sum-to-one (§10.3).
+            alpha[:, :m] = self.E @ xp.asarray(Y)
+            alpha[:, m] = 1.0 - alpha[:, :m].sum(axis=1)
+        c = _WEIGHT_BASE**gamma
+        abs_alpha = xp.abs(alpha)
+        q0 = xp.maximum(abs_alpha, _FLOOR)
+        q1 = xp.maximum(xp.abs(alpha - 1.0), _FLOOR)
+        p0 = q0 ** (gamma - 2.0)
+        p1 = q1 ** (gamma - 2.0)
+        e0 = c * p0
+        e1 = c * p1
+        w = e0 + e1
+        # |α|^γ = |α|^{γ−2} α² with |α| floored, as the kernel computes it; one transfer.
+        sums = xp.stack([(p0 * q0 * q0 + p1 * q1 * q1).sum(axis=0), abs_alpha.max(axis=0),
+                         w.min(axis=0), w.max(axis=0)])
+        energy, max_abs, w_min, w_max = to_host(sums)
+        return Weights(xp.sqrt(w), e0, e1, _constant_weight(w_min, w_max)), energy, max_abs
+
+    def select(self, alpha, weights, keep):
+        """α and the weights of the layers ``keep`` only."""
+        columns = self.xp.asarray(keep)
+        return alpha[:, columns], Weights(*(w[:, columns] for w in weights[:3]),
+                                          weights.constant[keep])
+
+    def _weighted_grams(self, weights, varying):
+        """G (zero for the layers not in ``varying``) and B, computed on the device."""
+        xp = self.xp
+        E = self.E
+        N, K = E.shape
+        m = weights.sw.shape[1] - 1
+        G = np.zeros((weights.sw.shape[1], K, K))
+        if varying.size:
+            sw_varying = weights.sw.T[xp.asarray(varying)]  # layer-major (len(varying), N)
+            rows = min(N, _GRAM_ROWS)
+            group = max(1, _GRAM_BYTES // (rows * K * E.itemsize))
+            G_varying = xp.zeros((varying.size, K, K))
+            for s in range(0, N, rows):
+                Eb = E[s:s + rows]
+                for j in range(0, varying.size, group):
+                    X = sw_varying[j:j + group, s:s + rows, None] * Eb[None]
+                    G_varying[j:j + group] += xp.matmul(X.transpose(0, 2, 1), X)
+            G[varying] = to_host(G_varying)
+        # b_k = Eᵀ e1_k (k < C), and Eᵀ e0_C for the dependent one (§10.3).
+        B = E.T @ weights.e1
+        B[:, m] = E.T @ weights.e0[:, m]
+        return G, to_host(B)
+
+
+def _pixel_work(E, backend, n_threads):
+    """The pixel passes for ``backend``: Numba kernels in threads, or array code on the GPU."""
+    if backend.is_gpu:
+        return _ArrayPixelWork(E, backend.xp)
+    return _ThreadedPixelWork(E, n_threads)
 
 
 # --------------------------------------------------------------------------- block solve
@@ -420,13 +539,16 @@ def _check_float(name, value, lo, hi, lo_open=True, hi_open=True):
     return v
 
 
-def _validate_eigs(eigvecs, eigvals, shape):
-    E = np.asarray(eigvecs)
+def _validate_eigs(eigvecs, eigvals, shape, backend):
+    """E as C-contiguous float64 on ``backend``'s device, Λ as float64 on the host, (H, W)."""
+    # Shape and dtype are checked where the caller's array is, finiteness where E runs:
+    # a CuPy E is never copied to the host only to be checked.
+    E = get_backend(None, eigvecs).asarray(eigvecs, dtype=None)
     if E.ndim != 2:
         raise ValueError(f"eigvecs must have shape (N, K), got an array of shape {E.shape}")
     if not (np.issubdtype(E.dtype, np.floating) or np.issubdtype(E.dtype, np.integer)):
         raise TypeError(f"eigvecs must be real, got dtype {E.dtype}")
-    lam = np.asarray(eigvals)
+    lam = np.asarray(to_host(eigvals))
     N, K = E.shape
     if lam.shape != (K,):
         raise ValueError(
@@ -437,9 +559,9 @@ def _validate_eigs(eigvecs, eigvals, shape):
     if K < 1 or K > N:
         raise ValueError(f"eigvecs must have 1 <= K <= N columns, got shape {E.shape}")
     H, W = grid_shape(shape, N)
-    E = np.ascontiguousarray(E, dtype=np.float64)
+    E = backend.ascontiguous(E)
     lam = np.asarray(lam, dtype=np.float64)
-    if not np.isfinite(E).all():
+    if not bool(backend.xp.isfinite(E).all()):
         raise ValueError("eigvecs has non-finite entries (NaN or inf); expected finite values")
     if not np.isfinite(lam).all():
         raise ValueError("eigvals has non-finite entries (NaN or inf); expected finite values")
@@ -626,6 +748,7 @@ def constrained_sparsification(
     prune_every=None,
     max_refine=10,
     n_threads=None,
+    device=None,
     progress=False,
     return_info=False,
 ):
@@ -673,6 +796,14 @@ def constrained_sparsification(
         as many threads as the process has CPUs; all of those by default. The Gram sums
         are added range by range, so their number changes the rounding, which this
         stage amplifies (spec §10): fix it to compare runs on different machines.
+        No effect on the GPU.
+    device : {None, "cpu", "gpu"}, optional
+        Where the per-pixel passes run (α = E y, the IRLS weights and the weighted Gram
+        products, which are the stage's cost): ``None`` runs where ``eigvecs`` is (on
+        the GPU for a CuPy array), ``"cpu"`` in Numba kernels on ``n_threads`` threads,
+        ``"gpu"`` on CuPy.  The K×K block solves run on the CPU either way.  The GPU
+        adds its sums in another order, so its results differ from the CPU's by
+        rounding, which this stage amplifies (as for ``n_threads``).
     progress : bool, optional
         Show a tqdm progress bar.
     return_info : bool, optional
@@ -682,7 +813,8 @@ def constrained_sparsification(
     -------
     alphas : ndarray, shape (H, W, C)
         The soft segments, C ≈ 15–25 for SSS defaults.  They sum to one exactly (to
-        rounding) unless a prune fell on the last iteration.  Not clamped.
+        rounding) unless a prune fell on the last iteration.  Not clamped.  A CuPy
+        array if ``eigvecs`` is one, else a NumPy array (also after a GPU run).
     info : dict
         Only if ``return_info``:
 
@@ -705,7 +837,9 @@ def constrained_sparsification(
     Raises
     ------
     ValueError, TypeError
-        On malformed inputs; the message names the argument.
+        On malformed inputs (``device`` included); the message names the argument.
+    unmix._backend.GPUUnavailableError
+        For the GPU without CuPy or a CUDA device (an ImportError).
 
     Warns
     -----
@@ -718,7 +852,8 @@ def constrained_sparsification(
     The dependent component's Laplacian energy is
     ``α_CᵀLα_C = 1ᵀL1 − 2 (Eᵀ L1)ᵀ s + sᵀ Λ s`` with ``s = Σ_{k<C} y_k``.
     """
-    E, lam, shape = _validate_eigs(eigvecs, eigvals, shape)
+    backend = get_backend(device, eigvecs)
+    E, lam, shape = _validate_eigs(eigvecs, eigvals, shape, backend)
     N, K = E.shape
     n_components = _check_int("n_components", n_components, 2)
     iterations = _check_int("iterations", iterations, 1)
@@ -727,11 +862,11 @@ def constrained_sparsification(
     max_refine = _check_int("max_refine", max_refine, 0)
     n_threads = default_threads() if n_threads is None else _check_int("n_threads", n_threads, 1)
     schedule = set(prune_schedule(iterations, prune_every))
-    l1 = _laplacian_ones(laplacian_ones, N)
-    alpha = _initial_alpha(init, shape, n_components)
+    l1 = _laplacian_ones(to_host(laplacian_ones), N)
+    alpha = backend.asarray(_initial_alpha(to_host(init), shape, n_components))
     kept = np.arange(alpha.shape[1])
 
-    Et_l1 = None if l1 is None else E.T @ l1
+    Et_l1 = None if l1 is None else to_host(E.T @ backend.asarray(l1))
     ones_L_ones = 0.0 if l1 is None else float(l1.sum())
     kappa = 2.0 * _WEIGHT_BASE**gamma / gamma  # E_c's sparsity weight (§10.1)
 
@@ -753,7 +888,7 @@ def constrained_sparsification(
         bar = tqdm(total=iterations, desc="constrained sparsification", leave=False)
     try:
         with single_threaded_blas():
-            work = _PixelWork(E, n_threads)
+            work = _pixel_work(E, backend, n_threads)
             t = time.perf_counter()
             weights = work.update(None, alpha, gamma)[0]
             tm["weights"] += time.perf_counter() - t
@@ -803,9 +938,9 @@ def constrained_sparsification(
                     if keep.size < C:
                         log.debug("constrained sparsification: iteration %d keeps %d of %d "
                                   "components", it, keep.size, C)
-                        alpha = _compact_columns(alpha, keep)
-                        weights = work.select(weights, keep)
+                        alpha, weights = work.select(alpha, weights, keep)
                         kept = kept[keep]
+                    backend.synchronize()
                     tm["prune"] += time.perf_counter() - t
                 if bar is not None:
                     bar.update(1)
@@ -825,5 +960,6 @@ def constrained_sparsification(
     info["kept"] = kept
     if alpha.base is not None:  # pruned in place: release the buffer's unused tail
         alpha = alpha.copy()
-    out = alpha.reshape(shape[0], shape[1], alpha.shape[1])
+    # As the caller's eigvecs are: NumPy in, NumPy out (also from the GPU), CuPy in, CuPy out.
+    out = like_input(alpha.reshape(shape[0], shape[1], alpha.shape[1]), eigvecs)
     return (out, info) if return_info else out
