@@ -11,6 +11,10 @@ that imports torch, on first use of one of its names:
   per-pixel embeddings, as the ``features`` of
   :func:`unmix.semantic_soft_segments` (:class:`TorchFeatureExtractor`,
   :func:`load_feature_extractor`);
+- :mod:`unmix.nets.sss_features`: the SSS authors' semantic feature network
+  (spec ``sss.md`` §15), for users who hold its weights
+  (:class:`SSSFeatureNet`, :func:`load_sss_feature_net`,
+  :func:`sss_state_dict_from_tf`); pass it as ``features`` as it is;
 - :mod:`unmix.nets.matting`: any image + trimap → alpha network, scored
   like :func:`unmix.closed_form_matting` (:class:`TorchMattingNet`,
   :func:`load_matting_net`).
@@ -32,6 +36,9 @@ _EXPORTS = {
     "load_fscs": "fscs",
     "TorchFeatureExtractor": "extractor",
     "load_feature_extractor": "extractor",
+    "SSSFeatureNet": "sss_features",
+    "load_sss_feature_net": "sss_features",
+    "sss_state_dict_from_tf": "sss_features",
     "TorchMattingNet": "matting",
     "load_matting_net": "matting",
 }

@@ -44,8 +44,9 @@ class TorchFeatureExtractor(ModuleAdapter):
         Move the module there; by default it stays where it is.
     eval : bool, optional
         Put the module in eval mode (default). Pass False for networks meant
-        to run BatchNorm on the batch statistics (like the released SSS
-        feature network, spec ``sss.md`` §15).
+        to run BatchNorm on the batch statistics in train mode;
+        :class:`unmix.nets.SSSFeatureNet`, which does so by design (spec
+        ``sss.md`` §15), chooses its statistics itself and needs no change.
     dtype : torch.dtype, optional
         The input dtype (float32).
 
