@@ -81,3 +81,9 @@ def test_sss_gpu_unavailable_is_reported(tmp_path, capsys):
     assert main(["sss", "--example", "coffee", "--size", "36", "48", "--device", "gpu",
                  "-o", str(tmp_path)]) == 2
     assert "device='gpu' needs" in capsys.readouterr().err
+
+
+def test_sss_with_handcrafted_features(tmp_path, capsys):
+    assert main(["sss", "--example", "coffee", "--size", "36", "48", "--features", "handcrafted",
+                 "--segments", "3", "--mode", "fast", "-o", str(tmp_path)]) == 0
+    assert "3 soft segments of 36×48" in capsys.readouterr().out

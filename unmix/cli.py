@@ -117,7 +117,9 @@ def _run_sss(args):
     from .spectral import semantic_soft_segments
 
     image = _load_input(args)
-    features = None if args.features is None else np.load(args.features)
+    features = args.features
+    if features not in (None, "handcrafted"):
+        features = np.load(features)
     layers = semantic_soft_segments(image, features, n_segments=args.segments,
                                     random_state=args.seed, mode=args.mode, progress=True,
                                     device=args.device)
@@ -218,7 +220,8 @@ def build_parser():
     _add_input_arguments(sss)
     sss.add_argument("--features", metavar="F.npy",
                      help="per-pixel features: (H, W, 3) in [0, 1], or a raw (H, W, D) "
-                     "embedding; default: handcrafted region features")
+                     "embedding, or the word 'handcrafted' for the handcrafted region "
+                     "features; default: a pretrained network's hypercolumns")
     sss.add_argument("--segments", type=int, default=5, help="number of soft segments (default 5)")
     sss.add_argument("--mode", choices=["full", "fast"], default="full",
                      help="full: every stage at full resolution (default); fast: every stage "

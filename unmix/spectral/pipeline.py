@@ -108,9 +108,13 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     image : array_like, shape (H, W, 3)
         The image (uint8, uint16 or floats in [0, 1]; see
         :func:`unmix.image.as_float_image`).
-    features : None, array_like (H, W, D), callable or torch.nn.Module, optional
-        Per-pixel semantic features. ``None`` uses the handcrafted default
-        (:func:`unmix.features.handcrafted_features`); an (H, W, 3) array in
+    features : None, "handcrafted", array_like (H, W, D), callable or torch.nn.Module, optional
+        Per-pixel semantic features. ``None`` uses the hypercolumns of a
+        pretrained network (:func:`unmix.features.network_features`,
+        EfficientNet-Lite0 on ImageNet, run without torch) preprocessed as the
+        released code preprocesses its network's embeddings;
+        ``"handcrafted"`` the colour and position statistics of
+        :func:`unmix.features.handcrafted_features`; an (H, W, 3) array in
         [0, 1] is used as is; an (H, W, D > 3) raw embedding is preprocessed
         as the released code does (:func:`unmix.features.preprocess_features`);
         a callable ``image -> (H, W, D)`` is called on the float image; a
