@@ -18,29 +18,27 @@ from unmix.spectral.relaxed import (
 )
 
 
-@pytest.fixture(scope="module")
-def problem():
+def _problem(shape, n_superpixels, n_layers, seed):
+    """coffee at ``shape`` with its Laplacian and smooth random soft segments."""
     from unmix.image import example_image
 
-    image = example_image("coffee", (12, 16))
-    L = sss_laplacian(image, image, superpixels(image, n_segments=12))
-    rng = np.random.default_rng(0)
-    logits = 3 * rng.normal(size=(12, 16, 4)).cumsum(axis=0) / 4
+    image = example_image("coffee", shape)
+    L = sss_laplacian(image, image, superpixels(image, n_segments=n_superpixels))
+    rng = np.random.default_rng(seed)
+    logits = 3 * rng.normal(size=(*shape, n_layers)).cumsum(axis=0) / 4
     alphas = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
     return image, L, alphas
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return _problem((12, 16), 12, 4, seed=0)
 
 
 @pytest.fixture(scope="module")
 def photo_problem():
     """A 36×48 photograph with its Laplacian and five smooth random soft segments."""
-    from unmix.image import example_image
-
-    image = example_image("coffee", (36, 48))
-    L = sss_laplacian(image, image, superpixels(image, n_segments=24))
-    rng = np.random.default_rng(2)
-    logits = 3 * rng.normal(size=(36, 48, 5)).cumsum(axis=0) / 4
-    alphas = np.exp(logits) / np.exp(logits).sum(axis=2, keepdims=True)
-    return image, L, alphas
+    return _problem((36, 48), 24, 5, seed=2)
 
 
 def dense_system(L, d, lam):
