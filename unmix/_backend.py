@@ -1,7 +1,8 @@
 """Where a stage runs: NumPy/SciPy on the CPU or CuPy/cupyx on a CUDA GPU.
 
-Every stage that has a GPU path takes ``device=None | "cpu" | "gpu"`` and runs one
-algorithm body against the array module of :func:`get_backend` (``backend.xp``:
+Every stage that has a GPU path takes ``device=None | "cpu" | "gpu"`` (the entry points
+that take an image, ``semantic_soft_segments`` and ``closed_form_matting``, default to
+``"cpu"``) and runs one algorithm body against the array module of :func:`get_backend` (``backend.xp``:
 ``numpy`` or ``cupy``; ``backend.sparse``: ``scipy.sparse`` or
 ``cupyx.scipy.sparse``). CuPy implements NumPy's own API (``out=`` arguments,
 in-place updates, ``einsum``), which the stages use and the array-API standard lacks,
