@@ -171,6 +171,10 @@ def test_reader_errors_name_the_problem(tmp_path):
     main = pickle.dumps({"epoch": 3}, protocol=2)
     with pytest.raises(ValueError, match="checkpoint, not a state_dict: its entry 'epoch'"):
         read_state_dict(_write(tmp_path / "checkpoint.zip", {}, main=main))
+    with pytest.raises(TypeError, match="path must be a str or os.PathLike, got NoneType"):
+        read_state_dict(None)
+    with pytest.raises(FileNotFoundError):
+        read_state_dict(tmp_path / "missing.pth")
 
 
 def test_reader_says_where_a_file_is_truncated(tmp_path):

@@ -351,6 +351,10 @@ def read_state_dict(path):
 
     Raises
     ------
+    TypeError
+        If ``path`` is not a path.
+    OSError
+        If the file cannot be opened (FileNotFoundError, IsADirectoryError, ...).
     pickle.UnpicklingError
         If the pickle names any global beyond ``collections.OrderedDict``,
         torch's tensor and parameter rebuilding functions and storage types
@@ -367,6 +371,8 @@ def read_state_dict(path):
     state_dict, with fewer globals: no nested objects beyond plain
     containers, no quantized or sparse tensors.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     path = os.fspath(path)
     source = f"the file {path!r}"
     with open(path, "rb") as file:
