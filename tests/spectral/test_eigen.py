@@ -285,3 +285,23 @@ def test_gpu_cpu_only_methods_refused(small):
         smallest_eigenpairs(L, 10, shape=shape, method="lobpcg", device="gpu")
     with pytest.raises(ValueError, match="CPU only"):
         smallest_eigenpairs(L, 10, shape=shape, eigensolver="arpack", device="gpu")
+
+
+def test_gpu_fallback_logic_on_the_cpu_backend(small, monkeypatch):
+    """The GPU path without cuDSS (the CPU factor's solves, vectors in its elimination
+    order, undone by an index array) gives the CPU's eigenpairs when run with NumPy."""
+    from unmix._backend import get_backend
+    from unmix.linalg import cudss
+    from unmix.spectral import eigen
+
+    monkeypatch.setattr(cudss, "cudss_available", lambda: False)
+    L, shape = small
+    k = 20
+    n = L.shape[0]
+    A = (L + 1e-6 * sp.identity(n, format="csr")).tocsr()
+    vals, vecs = eigen._shift_invert_gpu(A, k, k + 2, 1e-9, np.random.default_rng(0), 100, shape,
+                                         -1e-6, None, 8, get_backend("cpu"))
+    ref_vals, ref_vecs = smallest_eigenpairs(L, k, shape=shape, tol=1e-9)
+    np.testing.assert_allclose(vals, ref_vals, rtol=0, atol=1e-8 * np.abs(ref_vals).max())
+    assert _max_sin_angle(vecs, ref_vecs) < 1e-6
+    assert eigen_residuals(L, vals, vecs / np.linalg.norm(vecs, axis=0)).max() < 1e-8
