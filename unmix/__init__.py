@@ -40,6 +40,7 @@ _SUBMODULES = ("color", "features", "filters", "graph", "image", "layers", "lina
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {
     "ConvergenceWarning": "exceptions",
+    "InsufficientMemoryError": "exceptions",
     "Layers": "layers",
     "SemanticSoftSegmentationParams": "spectral",
     "as_float_image": "image",

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ._backend import GPUUnavailableError
+from .exceptions import InsufficientMemoryError
 
 log = logging.getLogger("unmix")
 
@@ -44,8 +45,14 @@ def _add_input_arguments(parser):
 
 
 def _load_input(args):
+    from ._memory import check_memory
     from .image import example_image, read_image, resize_image
 
+    if args.size is not None:
+        # The resized image and the resampler's temporaries, before they are allocated.
+        height, width = args.size
+        check_memory(72.0 * height * width, f"an image of {height}×{width}",
+                     "ask for a smaller --size")
     if args.example is not None:
         return example_image(args.example, args.size)
     image = read_image(args.image)
@@ -285,6 +292,9 @@ def main(argv=None):
     except (ValueError, TypeError, FileNotFoundError, GPUUnavailableError) as exc:
         print(f"unmix: error: {exc}", file=sys.stderr)
         return 2
+    except InsufficientMemoryError as exc:
+        print(f"unmix: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

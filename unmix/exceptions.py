@@ -1,6 +1,6 @@
 """Exceptions and warnings shared by all of ``unmix``."""
 
-__all__ = ["ConvergenceWarning"]
+__all__ = ["ConvergenceWarning", "InsufficientMemoryError"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -10,4 +10,12 @@ class ConvergenceWarning(UserWarning):
     achieved residual (see DESIGN.md §3, "Errors"); the warning message states
     that residual and the tolerance that was asked for, so the caller can decide
     whether the result is usable.
+    """
+
+
+class InsufficientMemoryError(MemoryError):
+    """A run would need more memory than the system has available.
+
+    Raised before the work starts (nothing large has been allocated); the message
+    says how much is needed, how much is available, and what to do instead.
     """

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._checks import positive
+from .._memory import GiB, check_memory, image_pixels
 from .._stages import Stages
 from ..image import as_float_image
 from ..layers import Layers
@@ -157,6 +158,12 @@ def soft_color_segments(image, n_layers=None, models=None, palette=None, method=
     >>> layers.alphas.shape, layers.colors.shape
     ((60, 80, 3), (60, 80, 3, 3))
     """
+    shape = image_pixels(image)
+    if shape is not None:
+        # bench_color.py's peaks: 0.13, 0.49 and 1.90 GB at 0.25, 1 and 4 megapixels.
+        check_memory(0.05 * GiB + 500.0 * shape[0] * shape[1],
+                     f"soft_color_segments of a {shape[0]}×{shape[1]} image",
+                     "segment a smaller image (unmix.image.resize_image) or tiles of it")
     image = as_float_image(image)
     params = SoftColorSegmentationParams() if params is None else params
     if not isinstance(params, SoftColorSegmentationParams):

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._backend import get_backend, to_host
 from .._checks import positive_fields
+from .._memory import GiB, check_memory, image_pixels
 from .._stages import Stages
 from ..features import feature_image
 from ..filters import guided_filter
@@ -158,6 +159,9 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         ``alphas`` of shape (H, W, n_segments); they sum to one up to about
         1e-5 and are not clamped (values in about [-0.1, 1.1]).
     """
+    if mode not in ("full", "fast"):
+        raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
+    _check_memory(image_pixels(image), mode)
     image = as_float_image(image)
     params = SemanticSoftSegmentationParams() if params is None else params
     if not isinstance(params, SemanticSoftSegmentationParams):
@@ -167,8 +171,6 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
             f"n_segments must be an integer in [1, n_init_layers = {params.n_init_layers}], "
             f"got {n_segments!r}"
         )
-    if mode not in ("full", "fast"):
-        raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
     backend = get_backend(device)
     height, width = image.shape[:2]
     if height * width < params.n_init_layers:
@@ -216,6 +218,25 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         intermediates.update({name: to_host(value) for name, value in spectral.items()},
                              features=F, full_superpixels=sp, full_laplacian=L)
     return Layers(to_host(alphas), intermediates=intermediates)
+
+
+#: Peak memory of a run, bytes = base + per_pixel · H·W, from bench_sss.py's fresh-process
+#: peaks (2026-12-04, network features): full 2.04 GB at 640×480 and 0.68 GB at 320×240,
+#: fast 0.50 GB and 0.29 GB; the model stays above each of them.
+_PEAK_BYTES = {"full": (0.25 * GiB, 6200.0), "fast": (0.2 * GiB, 1000.0)}
+
+
+def _check_memory(shape, mode):
+    """Refuse a run whose estimated peak memory exceeds what is available (see unmix._memory)."""
+    if shape is None:  # not an image: as_float_image says what is wrong
+        return
+    base, per_pixel = _PEAK_BYTES[mode]
+    height, width = shape
+    advice = ("use mode='fast' (about 1 kB per pixel) or a smaller image "
+              "(unmix.image.resize_image; --size on the command line)" if mode == "full"
+              else "use a smaller image (unmix.image.resize_image; --size on the command line)")
+    check_memory(base + per_pixel * height * width,
+                 f"semantic_soft_segments(mode={mode!r}) of a {height}×{width} image", advice)
 
 
 def _spectral_segments(image, F, n_segments, params, random_state, stages, backend,
