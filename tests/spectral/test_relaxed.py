@@ -201,6 +201,8 @@ def test_bad_inputs(problem):
         relaxed_sparsification(alphas, L[:10, :10], image)
     with pytest.raises(ValueError, match="NaN"):
         relaxed_sparsification(np.full_like(alphas, np.nan), L, image)
+    with pytest.raises(TypeError, match="alphas must be a real array, got dtype <U"):
+        relaxed_sparsification(alphas.astype(str), L, image)
     with pytest.raises(ValueError, match="lam"):
         relaxed_sparsification(alphas, L, image, lam=-1)
     with pytest.raises(ValueError, match="preconditioner"):

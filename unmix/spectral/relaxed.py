@@ -139,6 +139,10 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     inputs = (alphas, L, image, gamma)
     backend = get_backend(device, *inputs)
     xp = backend.xp
+    dtype = getattr(alphas, "dtype", None)
+    dtype = np.asarray(alphas).dtype if dtype is None else dtype
+    if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise TypeError(f"alphas must be a real array, got dtype {dtype}")
     alphas = backend.asarray(alphas)
     if alphas.ndim != 3 or alphas.shape[2] < 2:
         raise ValueError(f"alphas must have shape (H, W, K) with K >= 2, got shape {alphas.shape}")
