@@ -104,9 +104,26 @@ def _expected_shapes():
     return shapes
 
 
-def _same_padding(size, kernel, stride):
-    """TensorFlow 'SAME' padding of one axis: (before, after); the extra pixel goes after."""
-    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+def same_padding(size, kernel, stride=1, dilation=1):
+    """TensorFlow 'SAME' padding of one axis, (before, after).
+
+    Also the SSS network's padding (spec ``sss.md`` §15). The output has ⌈n/s⌉ samples; the total padding is
+    max((⌈n/s⌉ − 1)·s + k′ − n, 0) with k′ = (k − 1)·d + 1 the dilated
+    kernel, and the odd pixel goes after (bottom/right).
+
+    Parameters
+    ----------
+    size : int
+        n, the input's length on the axis.
+    kernel, stride, dilation : int, optional
+        k, s and d.
+
+    Returns
+    -------
+    (int, int)
+    """
+    extent = (kernel - 1) * dilation + 1
+    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
     return total // 2, total - total // 2
 
 
@@ -139,7 +156,7 @@ def _depthwise_relu6(x, weight, bias, stride, pad_top, pad_left, out):
 def _depthwise(x, weight, bias, stride):
     """Depthwise k×k convolution with 'SAME' padding, + bias, ReLU6; (H, W, C) float32."""
     kernel = weight.shape[0]
-    (top, _), (left, _) = (_same_padding(n, kernel, stride) for n in x.shape[:2])
+    (top, _), (left, _) = (same_padding(n, kernel, stride) for n in x.shape[:2])
     out = np.empty((-(-x.shape[0] // stride), -(-x.shape[1] // stride), x.shape[2]), np.float32)
     with threads_for(out.size):
         _depthwise_relu6(x, weight, bias, stride, top, left, out)
@@ -223,7 +240,7 @@ class EfficientNetLite0:
 
     def _stem_conv(self, x):
         """The stride-2 3×3 stem as a matrix product of 3×3 patches ('SAME', zero padded)."""
-        (top, bottom), (left, right) = (_same_padding(n, 3, 2) for n in x.shape[:2])
+        (top, bottom), (left, right) = (same_padding(n, 3, 2) for n in x.shape[:2])
         padded = np.pad(x, ((top, bottom), (left, right), (0, 0)))
         height, width = -(-x.shape[0] // 2), -(-x.shape[1] // 2)
         patches = np.concatenate([padded[ky:ky + 2 * height:2, kx:kx + 2 * width:2]
@@ -306,7 +323,7 @@ def _torch_network(state_dict):
             super().__init__(in_, out, kernel, stride, groups=groups, bias=False)
 
         def forward(self, x):
-            (top, bottom), (left, right) = (_same_padding(n, self.kernel_size[0], self.stride[0])
+            (top, bottom), (left, right) = (same_padding(n, self.kernel_size[0], self.stride[0])
                                             for n in x.shape[2:])
             return super().forward(F.pad(x, (left, right, top, bottom)))
 

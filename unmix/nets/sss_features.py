@@ -70,6 +70,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..features.network import same_padding
 from ._torch import check_state_dict, load_weights, resolve_device, torch
 
 nn = torch.nn
@@ -109,29 +110,6 @@ _UNUSED_TF_SCOPE = "fc1_voc12"
 _BAND_PIXELS = 2 ** 16
 #: Conversion problems listed before the rest are counted.
 _SHOWN_NAMES = 10
-
-
-def same_padding(size, kernel, stride=1, dilation=1):
-    """TensorFlow 'SAME' padding of one axis, (before, after) (spec §15).
-
-    The output has ⌈n/s⌉ samples; the total padding is
-    max((⌈n/s⌉ − 1)·s + k′ − n, 0) with k′ = (k − 1)·d + 1 the dilated
-    kernel, and the odd pixel goes after (bottom/right).
-
-    Parameters
-    ----------
-    size : int
-        n, the input's length on the axis.
-    kernel, stride, dilation : int, optional
-        k, s and d.
-
-    Returns
-    -------
-    (int, int)
-    """
-    extent = (kernel - 1) * dilation + 1
-    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
-    return total // 2, total - total // 2
 
 
 def _legacy_taps(in_size, out_size, start, count, device):
