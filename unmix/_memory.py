@@ -9,6 +9,7 @@ allocation error deep inside a stage, or swapping. Where the available memory ca
 be read, nothing is refused.
 """
 
+import numpy as np
 
 from .exceptions import InsufficientMemoryError
 
@@ -50,16 +51,10 @@ def check_memory(needed, what, advice):
             f"is available; {advice}")
 
 
-def image_pixels(image, name="image"):
+def image_pixels(image):
     """(H, W) of an image-like input without converting it (a list, an array, a view)."""
-    shape = getattr(image, "shape", None)
-    if shape is None:
-        import numpy as np
-
-        shape = np.shape(image)
-    if len(shape) < 2:
-        return None
-    return int(shape[0]), int(shape[1])
+    shape = np.shape(image)
+    return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
 
 
 __all__ = ["available_bytes", "check_memory", "image_pixels"]
