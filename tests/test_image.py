@@ -1,6 +1,9 @@
+import os
+
 import numpy as np
 import pytest
 
+from unmix.exceptions import ImageReadError, ImageWriteError, UnmixError
 from unmix.image import as_float_image, example_image, read_image, write_image
 
 
@@ -65,7 +68,7 @@ def test_write_then_read_roundtrip(tmp_path):
     img = example_image("chelsea", (30, 40))
     write_image(tmp_path / "x16.tif", img, bit_depth=16)
     np.testing.assert_allclose(read_image(tmp_path / "x16.tif"), img, atol=1 / 65535)
-    with pytest.raises(ValueError, match="TIFF"):
+    with pytest.raises(ImageWriteError, match="TIFF"):
         write_image(tmp_path / "x16.png", img, bit_depth=16)
     write_image(tmp_path / "x8.png", img)
     np.testing.assert_allclose(read_image(tmp_path / "x8.png"), img, atol=0.5 / 255 + 1e-12)
@@ -77,13 +80,43 @@ def test_write_clips_soft_segments(tmp_path):
     np.testing.assert_allclose(read_image(tmp_path / "a.png")[0, :, 0], [0, 0.5, 1], atol=1e-4)
 
 
+def test_write_scales_integer_pixels(tmp_path):
+    # uint8 and uint16 arrays are pixel values, scaled as as_float_image scales them.
+    pixels = np.array([[0, 128, 255]] * 3, dtype=np.uint8)
+    write_image(tmp_path / "u8.png", pixels)
+    np.testing.assert_array_equal(read_image(tmp_path / "u8.png")[:, :, 0], pixels / 255.0)
+    write_image(tmp_path / "u16.png", pixels.astype(np.uint16) * 257, bit_depth=16)
+    np.testing.assert_allclose(read_image(tmp_path / "u16.png")[:, :, 0], pixels / 255.0)
+    with pytest.raises(TypeError, match="dtype int64"):
+        write_image(tmp_path / "i.png", np.zeros((3, 3), dtype=np.int64))
+
+
+@pytest.mark.parametrize("path", [None, 5, np.zeros((4, 4, 3))])
+def test_read_image_refuses_non_paths(path):
+    with pytest.raises(TypeError, match="path must be a file path"):
+        read_image(path)
+
+
 def test_read_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(FileNotFoundError, match="no such file"):
         read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_image(tmp_path)
+    with pytest.raises(ValueError, match="NUL"):
+        read_image(str(tmp_path / "a\0b.png"))
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"this is not an image")
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ImageReadError, match="cannot read"):
         read_image(junk)
+    # bytes paths are paths (in the file-system encoding), not image data
+    write_image(tmp_path / "ok.png", np.zeros((3, 3)))
+    assert read_image(os.fsencode(tmp_path / "ok.png")).shape == (3, 3, 3)
+
+
+def test_read_errors_are_one_family(tmp_path):
+    for call in (lambda: read_image(tmp_path / "missing.png"), lambda: read_image(tmp_path)):
+        with pytest.raises(UnmixError):
+            call()
 
 
 def test_write_errors(tmp_path):
@@ -91,6 +124,63 @@ def test_write_errors(tmp_path):
         write_image(tmp_path / "a.png", np.zeros((3, 3)), bit_depth=12)
     with pytest.raises(ValueError, match="NaN"):
         write_image(tmp_path / "a.png", np.full((3, 3), np.nan))
+    with pytest.raises(TypeError, match="dtype <U1"):
+        write_image(tmp_path / "a.png", np.full((3, 3), "a"))
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("missing/a.png", "does not exist"),
+        ("file.png/a.png", "is a file, not a folder"),
+        ("folder", "is a folder"),
+        ("noextension", "no image extension"),
+        ("a.unknown", "unknown image extension"),
+    ],
+)
+def test_write_errors_name_the_path(tmp_path, name, match):
+    (tmp_path / "folder").mkdir()
+    write_image(tmp_path / "file.png", np.zeros((3, 3)))
+    with pytest.raises(ImageWriteError, match=match):
+        write_image(tmp_path / name, np.zeros((3, 3)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.png", "folder"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs POSIX permissions that bind the user (not root)")
+def test_write_into_read_only_folder(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(ImageWriteError, match="not writable"):
+            write_image(tmp_path / "a.png", np.zeros((3, 3)))
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_rgba_as_jpeg_is_refused_with_the_fix(tmp_path):
+    with pytest.raises(ImageWriteError, match=r"alpha channel.*\.png"):
+        write_image(tmp_path / "a.jpg", np.zeros((3, 3, 4)))
+    write_image(tmp_path / "a.jpg", np.zeros((3, 3, 3)))
+    assert read_image(tmp_path / "a.jpg").shape == (3, 3, 3)
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    target = tmp_path / "a.png"
+    write_image(target, np.ones((3, 3)))
+    before = target.read_bytes()
+
+    def fail_midway(path, data, **kwargs):
+        with open(path, "wb") as file:
+            file.write(b"half an image")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(iio, "imwrite", fail_midway)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_image(target, np.zeros((3, 3)))
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
 
 
 def test_example_image():

@@ -29,14 +29,12 @@ from types import ModuleType
 
 import numpy as np
 
+from .exceptions import GPUUnavailableError
+
 __all__ = ["Backend", "GPUUnavailableError", "get_backend", "gpu_available", "issparse",
            "is_gpu_array", "like_input", "resolve_device", "to_host"]
 
 DEVICES = ("cpu", "gpu")
-
-
-class GPUUnavailableError(ImportError):
-    """``device="gpu"`` was asked for, but CuPy or a CUDA device is missing."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from .exceptions import ImageReadError, ImageWriteError
+
 __all__ = [
     "as_float_image",
     "read_image",
@@ -124,9 +126,10 @@ def read_image(path):
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         A file in any format imageio reads (PNG, JPEG, TIFF, BMP, ...).
-        8- and 16-bit files are scaled to [0, 1].
+        8- and 16-bit files are scaled to [0, 1]; of an animated or
+        multi-page file, the first frame is read.
 
     Returns
     -------
@@ -134,17 +137,20 @@ def read_image(path):
 
     Raises
     ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If the file is not an image imageio can read, or its content is not
-        an image unmix accepts (see :func:`as_float_image`).
+    TypeError
+        If ``path`` is not a path (e.g. an array: use :func:`as_float_image`).
+    unmix.exceptions.ImageNotFoundError
+        If ``path`` does not exist (also a ``FileNotFoundError``).
+    unmix.exceptions.ImageReadError
+        If ``path`` is a folder, unreadable, not an image imageio can read, or
+        an image unmix does not accept (see :func:`as_float_image`); also a
+        ``ValueError``.
     """
     import imageio.v3 as iio
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"image file not found: {path!r}")
+    from ._files import input_file
+
+    path = input_file(path, "path")
     try:
         with warnings.catch_warnings():
             # imageio tries every plugin on files it cannot identify, and some
@@ -152,50 +158,108 @@ def read_image(path):
             warnings.simplefilter("ignore", DeprecationWarning)
             data = iio.imread(path)
     except Exception as exc:  # imageio raises many types for unreadable files
-        raise ValueError(f"cannot read {path!r} as an image: {exc}") from exc
+        raise ImageReadError(f"cannot read {path!r} as an image: {exc}") from exc
     if data.ndim == 4:  # an animated/multi-page file: take the first frame
         data = data[0]
-    return as_float_image(data, name=f"the image in {path!r}")
+    try:
+        return as_float_image(data, name=f"the image in {path!r}")
+    except (TypeError, ValueError) as exc:
+        raise ImageReadError(str(exc)) from exc
 
 
 def write_image(path, image, bit_depth=8):
-    """Write an image in [0, 1] to a file, clipping values outside that range.
+    """Write an image to a file, clipping floating-point values to [0, 1].
 
     Soft segments are not clamped by the methods (they lie in about
-    [-0.1, 1.1]); writing them as pixels clips them to [0, 1].
+    [-0.1, 1.1]); writing them as pixels clips them to [0, 1]. The file is
+    written under a temporary name and renamed when complete, so an error
+    never leaves a partial file, and an existing file is replaced only by a
+    complete one.
 
     Parameters
     ----------
-    path : str or os.PathLike
-        The output file; its extension chooses the format.
+    path : str, bytes or os.PathLike
+        The output file; its extension chooses the format (``.png``,
+        ``.tif``, ``.jpg``, ``.bmp``, ``.webp``, ...). Its folder must exist.
     image : array_like, shape (H, W), (H, W, 3) or (H, W, 4)
-        Values in [0, 1]; NaN is refused.
+        Floats in [0, 1] (values outside are clipped; NaN is refused), or
+        ``uint8`` (0–255), ``uint16`` (0–65535) or boolean pixels, which are
+        scaled to [0, 1] first, as :func:`as_float_image` does.
     bit_depth : {8, 16}, optional
         Bits per channel of the written file. 16-bit files can be grey PNGs
         (alpha mattes) or TIFFs of any channel count.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``image`` or ``bit_depth`` is not as described.
+    unmix.exceptions.ImageWriteError
+        If the path cannot be written (a missing or read-only folder, a
+        folder in its place, no or an unknown extension) or its format cannot
+        hold the image (RGBA or 16 bits as JPEG).
     """
     import imageio.v3 as iio
 
-    if bit_depth not in (8, 16):
+    from ._files import atomic_output, output_file
+
+    if isinstance(bit_depth, (bool, np.bool_)) or bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
-    arr = np.asarray(image, dtype=np.float64)
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
-        raise ValueError(
-            f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}"
+    arr = _pixels_to_write(image)
+    path = output_file(path, "path")
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _writable_extensions():
+        raise ImageWriteError(
+            f"path {path!r} has {'no' if not extension else 'an unknown'} image extension; "
+            "expected e.g. .png, .tif, .jpg or .bmp"
         )
-    if not np.isfinite(arr).all():
-        raise ValueError("image contains NaN or infinite values")
-    path = os.fspath(path)
-    if bit_depth == 16 and arr.ndim == 3 and arr.shape[2] > 1 and not path.lower().endswith(
-        (".tif", ".tiff")
-    ):
-        raise ValueError(
+    if extension in (".jpg", ".jpeg", ".jpe", ".jfif") and (channels == 4 or bit_depth == 16):
+        raise ImageWriteError(
+            f"JPEG holds neither an alpha channel nor 16 bits, got "
+            f"{'RGBA' if channels == 4 else '16 bits'} for {path!r}; write a .png or .tif instead"
+        )
+    if bit_depth == 16 and channels > 1 and extension not in (".tif", ".tiff"):
+        raise ImageWriteError(
             f"16-bit colour images can only be written as TIFF, got path {path!r}; "
             "use a .tif extension, bit_depth=8, or write each channel as a grey PNG"
         )
     scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
     data = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
-    iio.imwrite(path, data)
+    with atomic_output(path, "path") as temporary:
+        iio.imwrite(temporary, data, extension=extension)
+
+
+def _pixels_to_write(image):
+    """``image`` for :func:`write_image` as float64 (H, W) or (H, W, C) in any range."""
+    arr = np.asarray(image)
+    if arr.dtype == np.uint8:
+        arr = arr / 255.0
+    elif arr.dtype == np.uint16:
+        arr = arr / 65535.0
+    elif arr.dtype == bool or np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    else:
+        raise TypeError(
+            f"image must hold floats in [0, 1], uint8 or uint16 pixels, got dtype {arr.dtype}"
+        )
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)) or arr.size == 0:
+        raise ValueError(
+            f"image must have shape (H, W), (H, W, 3) or (H, W, 4), got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"image contains {np.count_nonzero(~np.isfinite(arr))} NaN or "
+                         "infinite values")
+    return arr
+
+
+def _writable_extensions():
+    """File extensions Pillow (imageio's writer of common formats) can write, and TIFF."""
+    from PIL import Image
+
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
 
 
 def example_image(name="coffee", shape=None):

@@ -194,9 +194,12 @@ class Layers:
         layer, ``layer-00.png`` … (alpha-add: they add up to the image), and
         the same layers as a normal-blend stack for layer-based editors,
         ``overlay-00.png`` (the bottom layer) …. Returns the list of paths
-        written.
+        written. The folder is created if needed; each file is written under
+        a temporary name and renamed when complete (:func:`~unmix.image.write_image`).
         """
-        os.makedirs(directory, exist_ok=True)
+        from ._files import output_folder
+
+        directory = output_folder(directory, "directory")
         paths = []
         for k in range(self.n_layers):
             path = os.path.join(directory, f"{prefix}-{k:02d}.png")
