@@ -59,6 +59,17 @@ def as_float_image(image, name="image", min_side=MIN_SIDE):
     ValueError
         If the shape is not an image's, a side is shorter than ``min_side``,
         or a value is NaN, infinite or outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import as_float_image
+    >>> grey = np.array([[0, 128, 255]] * 3, dtype=np.uint8)
+    >>> image = as_float_image(grey)
+    >>> image.shape, image.dtype
+    ((3, 3, 3), dtype('float64'))
+    >>> image[0, :, 0]
+    array([0.        , 0.50196078, 1.        ])
     """
     if image is None:
         raise TypeError(f"{name} must be an array, got None")
@@ -145,6 +156,17 @@ def read_image(path):
         If ``path`` is a folder, unreadable, not an image imageio can read, or
         an image unmix does not accept (see :func:`as_float_image`); also a
         ``ValueError``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import unmix
+    >>> path = os.path.join(tempfile.mkdtemp(), "photo.png")
+    >>> unmix.write_image(path, np.full((4, 6, 3), 0.5))
+    >>> image = unmix.read_image(path)
+    >>> image.shape, round(float(image[0, 0, 0]), 3)
+    ((4, 6, 3), 0.502)
     """
     import imageio.v3 as iio
 
@@ -197,6 +219,20 @@ def write_image(path, image, bit_depth=8):
         If the path cannot be written (a missing or read-only folder, a
         folder in its place, no or an unknown extension) or its format cannot
         hold the image (RGBA or 16 bits as JPEG).
+
+    Examples
+    --------
+    A 16-bit PNG keeps a matte's precision that 8 bits would round away:
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import unmix
+    >>> folder = tempfile.mkdtemp()
+    >>> alpha = np.linspace(0.0, 1.0, 12).reshape(3, 4)
+    >>> unmix.write_image(os.path.join(folder, "alpha.png"), alpha, bit_depth=16)
+    >>> back = unmix.read_image(os.path.join(folder, "alpha.png"))[..., 0]
+    >>> bool(np.abs(back - alpha).max() < 1e-4)
+    True
     """
     import imageio.v3 as iio
 
@@ -275,6 +311,15 @@ def example_image(name="coffee", shape=None):
     Returns
     -------
     image : ndarray, shape (H, W, 3), float64 in [0, 1]
+
+    Examples
+    --------
+    >>> from unmix.image import EXAMPLES, example_image
+    >>> "coffee" in EXAMPLES
+    True
+    >>> image = example_image("coffee", (48, 64))
+    >>> image.shape, image.dtype
+    ((48, 64, 3), dtype('float64'))
     """
     import skimage.data
 
@@ -298,6 +343,13 @@ def resize_image(image, shape):
     Returns
     -------
     resized : ndarray, shape (H', W') or (H', W', C), float64, C-contiguous
+
+    Examples
+    --------
+    >>> from unmix.image import example_image, resize_image
+    >>> image = example_image("astronaut", (64, 64))
+    >>> resize_image(image, (16, 24)).shape
+    (16, 24, 3)
     """
     import skimage.transform
 

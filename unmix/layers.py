@@ -15,6 +15,16 @@ def segment_palette(n):
 
     The first ten are the qualitative "tab10" colours; beyond them, hues
     spaced by the golden angle.
+
+    Examples
+    --------
+    >>> from unmix.layers import segment_palette
+    >>> segment_palette(3).round(3)
+    array([[0.122, 0.467, 0.706],
+           [1.   , 0.498, 0.055],
+           [0.173, 0.627, 0.173]])
+    >>> segment_palette(12).shape
+    (12, 3)
     """
     tab10 = np.array([
         [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
@@ -45,6 +55,21 @@ class Layers:
     intermediates : dict
         Stage outputs kept for inspection and teaching (e.g. the eigenpairs,
         the initial and grouped segments), when the method was asked for them.
+
+    Examples
+    --------
+    Two layers that split a 4×4 image into its left and right halves, softly:
+
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> left = np.tile(np.linspace(1.0, 0.0, 4), (4, 1))
+    >>> layers = Layers(np.stack([left, 1.0 - left], axis=2))
+    >>> layers
+    Layers(2 layers of 4×4)
+    >>> layers.n_layers, layers.shape
+    (2, (4, 4))
+    >>> bool(np.allclose(layers.alphas.sum(axis=2), 1.0))
+    True
     """
 
     alphas: np.ndarray
@@ -92,6 +117,14 @@ class Layers:
         Returns
         -------
         image : ndarray, shape (H, W, 3), float64 in [0, 1]
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> layers = Layers(np.dstack([np.ones((2, 2)), np.zeros((2, 2))]))
+        >>> layers.visualize(palette=[[1, 0, 0], [0, 0, 1]])[0, 0]
+        array([1., 0., 0.])
         """
         palette = segment_palette(self.n_layers) if palette is None else np.asarray(palette, float)
         if palette.shape != (self.n_layers, 3):
@@ -112,6 +145,20 @@ class Layers:
         -------
         colors : ndarray, shape (H, W, K, 3)
             Also stored as ``self.colors``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> from unmix.image import example_image
+        >>> image = example_image("coffee", (24, 32))
+        >>> left = np.tile(np.linspace(1.0, 0.0, 32), (24, 1))
+        >>> layers = Layers(np.dstack([left, 1.0 - left]))
+        >>> layers.estimate_colors(image).shape
+        (24, 32, 2, 3)
+        >>> recomposed = (layers.alphas[..., None] * layers.colors).sum(axis=2)
+        >>> bool(np.abs(recomposed - image).max() < 0.05)
+        True
         """
         from .matting import estimate_layer_colors
 
@@ -149,6 +196,21 @@ class Layers:
         rgba : ndarray, shape (H, W, 4), or (H, W, K, 4) when ``layers`` is None
             Straight (not premultiplied) colour and alpha clipped to [0, 1],
             ready for :func:`unmix.image.write_image` and :func:`composite`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+        >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+        ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+        >>> layers = Layers(alphas, colors)
+        >>> layers.to_rgba().shape                 # every layer: (H, W, K, 4)
+        (2, 2, 2, 4)
+        >>> layers.to_rgba(layers=[0, 1])[0, 0]    # the two merged into one
+        array([0.25, 0.  , 0.75, 1.  ])
+        >>> layers.to_rgba(blend="normal")[0, 0, :, 3]   # opacities of a normal-blend stack
+        array([1.  , 0.75])
         """
         if blend not in ("add", "normal"):
             raise ValueError(f"blend must be 'add' or 'normal', got {blend!r}")
@@ -182,6 +244,18 @@ class Layers:
 
         ``layers`` and ``image`` are as in :meth:`to_rgba`; all layers (which
         recompose the image) by default.
+
+        Examples
+        --------
+        Keep layer 1 only, over white:
+
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+        >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+        ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+        >>> Layers(alphas, colors).composite(1.0, layers=[1])[0, 0]
+        array([0.25, 0.25, 1.  ])
         """
         rgba = self.to_rgba(self._selection(layers), image)
         return _over(rgba[:, :, :3], rgba[:, :, 3], background)
@@ -260,8 +334,8 @@ def composite(foreground, alpha=None, background=0.0):
     >>> from unmix.layers import composite
     >>> fg = np.ones((2, 2, 3)); alpha = np.array([[0.0, 0.25], [0.5, 1.0]])
     >>> composite(fg, alpha, background=(0.0, 0.0, 1.0))[..., 2]
-    array([[1.  , 1.  ],
-           [1.  , 1.  ]])
+    array([[1., 1.],
+           [1., 1.]])
     >>> composite(fg, alpha)[..., 0]
     array([[0.  , 0.25],
            [0.5 , 1.  ]])
