@@ -260,20 +260,101 @@ class Layers:
         rgba = self.to_rgba(self._selection(layers), image)
         return _over(rgba[:, :, :3], rgba[:, :, 3], background)
 
-    def save(self, directory, prefix="alpha"):
-        """Write one 16-bit PNG per alpha matte, the visualisation, and the layers.
+    def save(self, path, prefix="alpha", *, image=None, names=None, metadata=None,
+             blend="normal"):
+        """Write the layers to a folder of PNGs or to one layered file, chosen by extension.
 
-        Files: ``<prefix>-00.png`` … (values clipped to [0, 1]),
-        ``segments.png``, and, when the colours are known, one RGBA PNG per
-        layer, ``layer-00.png`` … (alpha-add: they add up to the image), and
-        the same layers as a normal-blend stack for layer-based editors,
-        ``overlay-00.png`` (the bottom layer) …. Returns the list of paths
-        written. The folder is created if needed; each file is written under
-        a temporary name and renamed when complete (:func:`~unmix.image.write_image`).
+        - a folder (an existing one, or a path without an extension): one
+          16-bit PNG per alpha matte, ``<prefix>-00.png`` … (values clipped
+          to [0, 1]), ``segments.png``, and, when the colours are known, one
+          RGBA PNG per layer, ``layer-00.png`` … (alpha-add: they add up to
+          the image), and the same layers as a normal-blend stack for
+          layer-based editors, ``overlay-00.png`` (the bottom layer) ….
+          The folder is created if needed.
+        - ``.ora``: OpenRaster, which GIMP, Krita and MyPaint open as layers:
+          one RGBA layer per soft layer (:meth:`to_rgba`), named, layer 0 at
+          the bottom, above the original ``image`` (a hidden layer: the
+          layers recompose it), with the merged image and a thumbnail. Needs
+          the colours, or ``image`` to estimate them from.
+        - ``.tif`` / ``.tiff``: one 16-bit page per layer (RGBA when the
+          colours are known, else the grey matte), named; alphas clipped to
+          [0, 1].
+        - ``.npz``: the alphas and colours as float64, ``metadata``, the
+          unmix version and the intermediates that are arrays or plain data;
+          lossless. :meth:`load` reads ``.npz`` and ``.tif`` back.
+
+        Every file is written under a temporary name and renamed when
+        complete, so an error never leaves a partial file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The folder or file to write; a file's folder must exist.
+        prefix : str, optional
+            File name prefix of the mattes in a folder.
+        image : array_like, shape (H, W, 3), optional
+            The image the layers decompose: the bottom layer of an ``.ora``,
+            and the source of the colours when they are not known yet (they
+            are then estimated, :meth:`estimate_colors`, and stored).
+        names : sequence of str, optional
+            Layer names (``.ora``, ``.tif``, ``.npz``); ``"layer 00"`` … by default.
+        metadata : dict, optional
+            Plain data (numbers, strings, lists, dicts) stored with the
+            layers in ``.tif`` and ``.npz`` files, e.g. the parameters of the
+            run; :meth:`load` returns it as ``intermediates["metadata"]``.
+        blend : {"normal", "add"}, optional
+            How the ``.ora`` layers combine: ``"normal"`` (default) as the
+            normal-blend stack of :meth:`to_rgba`, which every editor
+            composites alike; ``"add"`` as the alpha-add layers with the
+            OpenRaster ``svg:plus`` operation (editors differ in how they
+            implement it).
+
+        Returns
+        -------
+        paths : list of str
+            The files written.
+
+        Raises
+        ------
+        ValueError
+            If the extension is none of those above, or an ``.ora`` has
+            neither colours nor ``image``.
+        unmix.exceptions.ImageWriteError
+            If the path cannot be written (its folder is missing or
+            read-only, or a folder stands where a file should).
         """
-        from ._files import output_folder
+        from .layer_files import save_layers
 
-        directory = output_folder(directory, "directory")
+        return save_layers(self, path, image=image, names=names, metadata=metadata,
+                           blend=blend, prefix=prefix)
+
+    @classmethod
+    def load(cls, path):
+        """Read layers written by :meth:`save` as ``.npz`` (exactly) or ``.tif`` (16 bits).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        layers : Layers
+            With ``intermediates["names"]``, ``["metadata"]`` and
+            ``["unmix_version"]``, and (``.npz``) the saved intermediates.
+
+        Raises
+        ------
+        ValueError
+            If the extension is neither ``.npz`` nor ``.tif``/``.tiff``.
+        unmix.exceptions.ImageNotFoundError, unmix.exceptions.ImageReadError
+            If the file is missing or is not a layers file.
+        """
+        from .layer_files import load_layers
+
+        return load_layers(path)
+
+    def _save_folder(self, directory, prefix):
+        """The folder of PNGs of :meth:`save`, into the existing folder ``directory``."""
         paths = []
         for k in range(self.n_layers):
             path = os.path.join(directory, f"{prefix}-{k:02d}.png")
