@@ -11,15 +11,13 @@ import numpy as np
 from numba import njit, prange
 from scipy.ndimage import convolve1d, uniform_filter1d
 
-from ._checks import positive, real_array
+from ._checks import integer, positive, real_array
 
 __all__ = ["box_filter", "guided_filter", "image_gradient"]
 
 
 def _check_window(window):
-    if not (isinstance(window, (int, np.integer)) and window >= 1):
-        raise ValueError(f"window must be a positive integer (the box side), got {window!r}")
-    return int(window)
+    return integer("window (the box side)", window, 1)
 
 
 def box_filter(image, window):

@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from ._checks import as_array
 from .exceptions import ImageReadError, ImageWriteError
 
 __all__ = [
@@ -73,7 +74,7 @@ def as_float_image(image, name="image", min_side=MIN_SIDE):
     """
     if image is None:
         raise TypeError(f"{name} must be an array, got None")
-    arr = np.asarray(image)
+    arr = as_array(image, name)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.number) or arr.dtype == bool
     ):
@@ -130,6 +131,11 @@ def as_float_image(image, name="image", min_side=MIN_SIDE):
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return np.ascontiguousarray(out)
+
+
+def _is_constant(image):
+    """Whether every pixel of an (H, W, C) image has the same value."""
+    return bool((image == image[:1, :1]).all())
 
 
 def read_image(path):

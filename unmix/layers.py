@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import as_array, real_array
 from .image import as_float_image, write_image
 
 __all__ = ["Layers", "composite", "segment_palette"]
@@ -375,9 +376,9 @@ class Layers:
 
 def _background(background, shape):
     """A background as float64 (H, W, 3): an image, an RGB triple or a grey level."""
-    arr = np.asarray(background)
+    arr = as_array(background, "background")
     if arr.ndim <= 1 and arr.size in (1, 3):
-        colour = np.asarray(arr, dtype=np.float64).reshape(-1)
+        colour = real_array(arr, "background").reshape(-1)
         if not np.all((colour >= 0) & (colour <= 1)):
             raise ValueError(f"background colour must lie in [0, 1], got {background!r}")
         return np.broadcast_to(np.resize(colour, 3), shape + (3,))
@@ -435,8 +436,8 @@ def composite(foreground, alpha=None, background=0.0):
         if alpha is None:
             raise ValueError("alpha is required unless the foreground is RGBA or Layers")
         colours = as_float_image(arr, name="foreground", min_side=1)
-        alpha = np.asarray(alpha)
-        alpha = alpha / 255.0 if alpha.dtype == np.uint8 else np.asarray(alpha, dtype=np.float64)
+        alpha = as_array(alpha, "alpha")
+        alpha = real_array(alpha / 255.0 if alpha.dtype == np.uint8 else alpha, "alpha")
         if alpha.shape != colours.shape[:2]:
             raise ValueError(f"alpha must have shape {colours.shape[:2]} (the foreground's), "
                              f"got {alpha.shape}")

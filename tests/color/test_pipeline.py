@@ -35,7 +35,7 @@ def test_arguments_are_checked(photo):
     image = photo("coffee", (12, 16))
     with pytest.raises(ValueError, match="at most one of"):
         soft_color_segments(image, n_layers=3, palette=[[0, 0, 0], [1, 1, 1]])
-    with pytest.raises(ValueError, match="n_models must be an integer >= 2"):
+    with pytest.raises(ValueError, match="n_layers must be an integer >= 2"):
         soft_color_segments(image, n_layers=1)
     with pytest.raises(ValueError, match="method"):
         soft_color_segments(image, method="slow")

@@ -91,8 +91,15 @@ def test_soft_segments_are_clipped_and_renormalised(photo, caplog):
 
 def test_bad_inputs(photo):
     image = photo("coffee", (16, 16))
-    with pytest.raises(ValueError, match="K >= 2"):
-        estimate_layer_colors(image, np.ones((16, 16, 1)))
+    # One layer is the whole image: its colours are the image's.
+    np.testing.assert_array_equal(estimate_layer_colors(image, np.ones((16, 16, 1)))[:, :, 0],
+                                  image)
+    with pytest.raises(TypeError, match="gradient_weight must be a real number, got None"):
+        estimate_layer_colors(image, np.ones((16, 16, 2)) / 2, gradient_weight=None)
+    with pytest.raises(TypeError, match="n_big_iterations must be an integer, got None"):
+        estimate_layer_colors(image, np.ones((16, 16, 2)) / 2, n_big_iterations=None)
+    with pytest.raises(TypeError, match="alphas must be a real numeric array, got dtype object"):
+        estimate_layer_colors(image, (np.ones((16, 16, 2)) / 2).astype(object))
     with pytest.raises(ValueError, match="shape"):
         estimate_layer_colors(image, np.ones((16, 15, 2)) / 2)
     with pytest.raises(ValueError, match="regularization"):

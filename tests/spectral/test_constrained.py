@@ -112,8 +112,9 @@ def test_iteration_from_same_state_matches_dense_oracle(problem, t):
     want = _dense_iteration(problem["vecs"], problem["vals"], _flat(state))
     # Early iterations agree to ~1e-11.  The systems' condition grows with the iterations
     # (to ~1e11 by iteration 15 here), and late ones are so badly conditioned that two
-    # dense LAPACK solvers (gesv, sysv) differ by ~5e-7 themselves (§19).
-    atol = {2: 1e-10, 6: 1e-9, 15: 5e-6}[t]
+    # dense LAPACK solvers (gesv, sysv) differ by ~5e-7 themselves (§19); at
+    # iteration 6 the gap depends on the LAPACK build (3.7e-9 with NumPy 2.4's OpenBLAS).
+    atol = {2: 1e-10, 6: 1e-8, 15: 5e-6}[t]
     np.testing.assert_allclose(_flat(got), want, rtol=0, atol=atol)
 
 
@@ -220,7 +221,10 @@ def test_schur_solve_with_refinement_on_badly_conditioned_systems(problem, t):
     assert np.linalg.cond(big) > 1e10
     y0, _, berr0 = cs._solve_block_system(A, r, max_refine=0)
     y, steps, berr = cs._solve_block_system(A, r)
-    assert steps >= 1 and berr < berr0 and berr < 2.3e-16
+    # Refinement runs where the plain solve misses the backward-error floor, and gets
+    # below it (whether it misses depends on the LAPACK build's rounding).
+    assert berr <= berr0 and berr < 2.3e-16
+    assert steps >= 1 or berr0 < 2.3e-16
     # As backward stable as LAPACK's dense LU, and as close to it as a second dense
     # LAPACK solver (symmetric-indefinite sysv) is: the forward error is cond-limited.
     assert _normwise_berr(big, y, r) <= 3 * _normwise_berr(big, y_dense, r) + 1e-18

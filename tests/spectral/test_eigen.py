@@ -206,12 +206,16 @@ def test_convergence_warning_is_user_warning():
         (dict(L=sp.csr_matrix(np.triu(np.ones((6, 6))))), ValueError, "symmetric"),
         (dict(L=sp.csr_matrix(np.diag([1.0, np.nan, 2, 3, 4, 5]))), ValueError, "non-finite"),
         (dict(L="matrix"), TypeError, "L must be"),
-        (dict(k=0), ValueError, "k must satisfy"),
-        (dict(k=6), ValueError, "k must satisfy"),
+        (dict(k=0), ValueError, r"k must be an integer in \[1, 5\]"),
+        (dict(k=6), ValueError, r"k must be an integer in \[1, 5\]"),
         (dict(k=2.5), TypeError, "k must be an integer"),
         (dict(method="arnoldi"), ValueError, "method must be one of"),
         (dict(shape=(2, 2)), ValueError, "shape must be"),
         (dict(tol=-1.0), ValueError, "tol must be"),
+        (dict(maxiter="a"), TypeError, "maxiter must be an integer, got 'a'"),
+        (dict(random_state=-1), ValueError, "random_state must be an integer in"),
+        (dict(sigma=np.nan), ValueError, "sigma must be a finite number"),
+        (dict(L=sp.csr_matrix(1e300 * np.eye(6))), ValueError, "scale L first"),
     ],
 )
 def test_bad_inputs(kwargs, exc, match):

@@ -14,16 +14,17 @@ distance D_i(u) = (u − μ_i)ᵀ Σ_i⁻¹ (u − μ_i). The models come from
 
 import logging
 import math
-import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
 from scipy.ndimage import laplace, sobel, uniform_filter
 
-from .._checks import positive, real_array
+from .._checks import as_array, choice, integer, positive, real, real_array
 from .._numba import threads_for
 from ..filters import box_filter
+from ..exceptions import DegenerateInputWarning
 from ..image import as_float_image
 
 __all__ = [
@@ -128,13 +129,17 @@ class ColorModels:
         -------
         ColorModels
         """
-        arr = np.asarray(palette)
+        arr = as_array(palette, "palette")
         if arr.dtype == np.uint8:
             arr = arr / 255.0
         means = real_array(arr, "palette", (2,))
         if means.shape[1] != 3:
             raise ValueError(f"palette must have shape (K, 3) (one RGB colour per layer), "
                              f"got {means.shape}")
+        if means.min() < 0 or means.max() > 1:
+            raise ValueError(
+                f"palette must hold colours in [0, 1], got values in [{means.min():.4g}, "
+                f"{means.max():.4g}]; for 0…255 values pass a uint8 array or divide by 255")
         variance = np.broadcast_to(np.asarray(variance, dtype=np.float64), (means.shape[0],))
         if not (np.all(np.isfinite(variance)) and np.all(variance > 0)):
             raise ValueError(f"variance must be positive and finite, got {variance.tolist()}")
@@ -346,7 +351,7 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
         Multiple of I₃ added to each covariance (1e-3, Koyama; not in the
         paper); 0 is allowed, but flat regions then give singular models.
     gradient : {"sobel", "laplacian"}, optional
-        |∇c|: Sobel magnitude of the Rec. 709 luminance (Koyama, default) or
+        ``|∇c|``: Sobel magnitude of the Rec. 709 luminance (Koyama, default) or
         the norm of the per-channel Laplacian (V-SENSE).
     projected_distance : {"marginal", "full3d"}, optional
         See :func:`representation_score`.
@@ -357,19 +362,15 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
     """
     image = as_float_image(image)
     tau = positive("tau", tau)
-    if not (0 < well_fraction <= 1):
-        raise ValueError(f"well_fraction must be in (0, 1], got {well_fraction!r}")
+    well_fraction = real("well_fraction", well_fraction, 0.0, 1.0, low_open=True)
     if n_models is not None:
-        if not (isinstance(n_models, numbers.Integral) and n_models >= 2):
-            raise ValueError(f"n_models must be an integer >= 2, got {n_models!r}")
-        max_models = int(n_models)
-    if not (isinstance(max_models, numbers.Integral) and max_models >= 2):
-        raise ValueError(f"max_models must be an integer >= 2, got {max_models!r}")
-    if not (isinstance(radius, numbers.Integral) and radius >= 1):
-        raise ValueError(f"radius must be a positive integer, got {radius!r}")
+        max_models = integer("n_models", n_models, 2)
+    max_models = integer("max_models", max_models, 2)
+    radius = integer("radius", radius, 1)
     kernel_eps = positive("kernel_eps", kernel_eps)
-    if not (isinstance(cov_reg, numbers.Real) and cov_reg >= 0):
-        raise ValueError(f"cov_reg must be a number >= 0, got {cov_reg!r}")
+    cov_reg = real("cov_reg", cov_reg, 0.0)
+    choice("gradient", gradient, ("sobel", "laplacian"))
+    choice("projected_distance", projected_distance, ("marginal", "full3d"))
 
     height, width = image.shape[:2]
     colors = image.reshape(-1, 3)
@@ -394,8 +395,9 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
             break
         open_ = ~well
         if not open_.any():  # only with n_models: the stopping rule stops first otherwise
-            log.warning("every pixel is well represented by %d colour models; returning %d "
-                        "instead of %d", len(means), len(means), max_models)
+            warnings.warn(f"every pixel is well represented by {len(means)} colour models; "
+                          f"returning {len(means)} instead of n_models = {max_models}",
+                          DegenerateInputWarning, stacklevel=2)
             break
         votes = np.bincount(bins[open_], weights=flatness[open_] * -np.expm1(-score[open_]),
                             minlength=1000)
@@ -415,6 +417,9 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
         log.info("colour model %d: mean %s from seed %s, %.1f%% well represented",
                  len(means), np.round(mean, 3).tolist(), divmod(seed, width), 100 * well.mean())
     if len(means) < 2:
-        raise ValueError("the image is represented by a single colour model: soft colour "
-                         "segmentation needs at least 2 layers (pass n_models or a palette)")
+        raise ValueError(
+            f"the image is represented by a single colour model (every pixel lies within "
+            f"tau = {tau:g} of its mean {np.round(means[0], 4).tolist()}): it has no second "
+            "colour to separate; ask for a number of models (n_models; n_layers in "
+            "soft_color_segments) or pass a palette")
     return ColorModels(np.array(means), np.array(covs))

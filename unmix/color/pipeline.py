@@ -1,14 +1,15 @@
 """``soft_color_segments``: unmixing-based soft colour segmentation in one call."""
 
-import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import positive
+from .._checks import check_fields, choice, flag, integer
 from .._memory import GiB, check_memory, image_pixels
 from .._stages import Stages
-from ..image import as_float_image
+from ..exceptions import DegenerateInputWarning
+from ..image import _is_constant, as_float_image
 from ..layers import Layers
 from .models import PALETTE_VARIANCE, ColorModels, estimate_color_models
 from .refine import matte_radius, refine_colors, regularize_alphas
@@ -43,7 +44,7 @@ class SoftColorSegmentationParams:
     cov_reg : float
         Multiple of I₃ added to estimated covariances (1e-3).
     gradient : {"sobel", "laplacian"}
-        |∇c| of the vote weight (Sobel of the luminance).
+        ``|∇c|`` of the vote weight (Sobel of the luminance).
     projected_distance : {"marginal", "full3d"}
         D⊥ of the representation score (marginal in-plane covariance).
     palette_variance : float
@@ -72,19 +73,11 @@ class SoftColorSegmentationParams:
     tol: float = 1e-8
 
     def __post_init__(self):
-        for name in ("sigma", "tau", "kernel_eps", "palette_variance", "matte_eps", "tol"):
-            positive(name, getattr(self, name))
-        if not (isinstance(self.cov_reg, numbers.Real) and self.cov_reg >= 0):
-            raise ValueError(f"cov_reg must be a number >= 0, got {self.cov_reg!r}")
-        for name in ("max_models", "seed_radius") + (("matte_radius",) if self.matte_radius else ()):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Integral) and value >= 1):
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.gradient not in ("sobel", "laplacian"):
-            raise ValueError(f"gradient must be 'sobel' or 'laplacian', got {self.gradient!r}")
-        if self.projected_distance not in ("marginal", "full3d"):
-            raise ValueError(f"projected_distance must be 'marginal' or 'full3d', "
-                             f"got {self.projected_distance!r}")
+        check_fields(self, {"well_fraction": (0.0, 1.0), "max_models": (2, None),
+                            "cov_reg": (0.0, None)})
+        choice("SoftColorSegmentationParams.gradient", self.gradient, ("sobel", "laplacian"))
+        choice("SoftColorSegmentationParams.projected_distance", self.projected_distance,
+               ("marginal", "full3d"))
 
 
 def _models(image, n_layers, models, palette, params):
@@ -149,6 +142,23 @@ def soft_color_segments(image, n_layers=None, models=None, palette=None, method=
         ``matte_radius`` and ``n_fallback`` (pixels that kept their
         unfiltered alphas), and with ``keep_intermediates`` the stage outputs.
 
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is not as described (the message names it), or the
+        automatic estimation finds a single colour in a non-constant image
+        (ask for ``n_layers`` or pass a ``palette``).
+    unmix.exceptions.InsufficientMemoryError
+        If the run would need more memory than is available.
+
+    Warns
+    -----
+    unmix.exceptions.DegenerateInputWarning
+        For a constant image without ``models`` or ``palette``: one layer of
+        alpha 1 with the image's colour is returned, the exact decomposition.
+        Also when every pixel is well represented by fewer models than
+        ``n_layers``; those are returned.
+
     Examples
     --------
     >>> from unmix import soft_color_segments
@@ -168,8 +178,19 @@ def soft_color_segments(image, n_layers=None, models=None, palette=None, method=
     params = SoftColorSegmentationParams() if params is None else params
     if not isinstance(params, SoftColorSegmentationParams):
         raise TypeError(f"params must be a SoftColorSegmentationParams, got {type(params).__name__}")
-    if method not in ("fast", "mom"):
-        raise ValueError(f"method must be 'fast' or 'mom', got {method!r}")
+    method = choice("method", method, ("fast", "mom"))
+    n_layers = None if n_layers is None else integer("n_layers", n_layers, 2)
+    progress, keep_intermediates = flag("progress", progress), flag("keep_intermediates",
+                                                                    keep_intermediates)
+    if models is None and palette is None and _is_constant(image):
+        # One layer of the image's colour is then the exact decomposition (c = 1·u).
+        warnings.warn(
+            f"the image is constant (every pixel is {np.round(image[0, 0], 4).tolist()}): it "
+            "has a single colour; returning 1 layer (alpha = 1, the image's colour)"
+            + ("" if n_layers is None else f" instead of n_layers = {n_layers}"),
+            DegenerateInputWarning, stacklevel=2)
+        return Layers(np.ones(image.shape[:2] + (1,)), image[:, :, None, :].copy(),
+                      intermediates={"timings": {}})
     radius = params.matte_radius or matte_radius(image.shape)
     with Stages("soft colour segmentation", 4, progress) as stages:
         models = stages.run("colour models", _models, image, n_layers, models, palette, params)

@@ -35,6 +35,8 @@ import itertools
 import math
 
 import numpy as np
+
+from .._checks import choice
 from numba import njit, prange
 
 from .._blas import single_threaded_blas
@@ -390,12 +392,6 @@ class _TorchEngine:
         return self._run(self.module.logits, x)[0].numpy()
 
 
-def _check_choice(name, value, choices):
-    if not (isinstance(value, str) and value in choices):
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-    return value
-
-
 def _weights_path(backbone):
     module, locator, package = BACKBONES[backbone]
     try:
@@ -422,8 +418,8 @@ def load_backbone(backbone="efficientnet-lite0", engine="numpy"):
         With ``features(x)`` and ``logits(x)`` for a normalised (H, W, 3)
         float32 input (see :func:`network_input`).
     """
-    return _load_backbone(_check_choice("backbone", backbone, BACKBONES),
-                          _check_choice("engine", engine, _ENGINES))
+    return _load_backbone(choice("backbone", backbone, tuple(BACKBONES)),
+                          choice("engine", engine, tuple(_ENGINES)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -554,6 +550,14 @@ def network_features(image, backbone="efficientnet-lite0", engine="numpy", n_com
     preprocessing's guided filters (12: four per image channel). Inference is float32:
     its rounding, a few 1e-6 relative to the features' scale, is far below
     what the clamp, the filter and the PCA resolve.
+
+    Examples
+    --------
+    >>> from unmix.features import network_features
+    >>> from unmix.image import example_image
+    >>> embedding = network_features(example_image("coffee", (24, 32)))
+    >>> embedding.shape, embedding.dtype
+    ((24, 32, 12), dtype('float32'))
     """
     image = as_float_image(image)
     total = sum(LITE0_STAGES[stage][-1] for stage in _FEATURE_STAGES)

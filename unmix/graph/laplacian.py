@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sparse
 
-from .._checks import feature_array, positive_fields
+from .._checks import check_fields, feature_array
 from ..image import as_float_image
 from .matting import matting_affinity
 from .superpixel_affinity import color_affinity, semantic_affinity
@@ -28,7 +28,7 @@ class GraphParams:
     superpixel_compactness : float
         Initial SLIC0 compactness (1e-20 in the released code).
     matting_eps : float
-        ε of the matting Laplacian, added as ε/|w| to the window covariance (1e-7).
+        ε of the matting Laplacian, added as ``ε/|ω|`` to the window covariance (1e-7).
     matting_radius : int
         Radius r of the matting windows (1: 3×3 windows).
     semantic_steepness : float
@@ -49,6 +49,13 @@ class GraphParams:
     normalized : bool
         Use the normalised Laplacian D^-1/2 (D - W) D^-1/2 of Eq. 3 (the
         paper) instead of D - W (the released code).
+
+    Examples
+    --------
+    >>> from unmix.graph import GraphParams
+    >>> params = GraphParams(n_superpixels=400)
+    >>> params.sigma_s, params.sigma_c, params.normalized
+    (0.01, 0.01, False)
     """
 
     n_superpixels: int = 2500
@@ -66,19 +73,20 @@ class GraphParams:
 
     @classmethod
     def paper(cls, **overrides):
-        """The values of the paper's text: b_s = 0.2 and the normalised Laplacian."""
+        """The values of the paper's text: b_s = 0.2 and the normalised Laplacian.
+
+        Examples
+        --------
+        >>> from unmix.graph import GraphParams
+        >>> params = GraphParams.paper()
+        >>> params.semantic_threshold, params.normalized
+        (0.2, True)
+        """
         return cls(**{"semantic_threshold": 0.2, "normalized": True, **overrides})
 
     def __post_init__(self):
-        if not isinstance(self.normalized, (bool, np.bool_)):
-            raise TypeError(f"normalized must be a bool, got {self.normalized!r}")
-        if not np.isfinite(self.semantic_threshold):
-            raise ValueError(f"semantic_threshold must be finite, got {self.semantic_threshold!r}")
-        for name in ("sigma_s", "sigma_c"):
-            value = getattr(self, name)
-            if not (np.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a non-negative finite number, got {value!r}")
-        positive_fields(self, exclude=("normalized", "semantic_threshold", "sigma_s", "sigma_c"))
+        check_fields(self, {"semantic_threshold": (None, None), "sigma_s": (0.0, None),
+                            "sigma_c": (0.0, None)})
 
 
 def laplacian(W, normalized=False):
@@ -99,6 +107,20 @@ def laplacian(W, normalized=False):
     L : scipy.sparse.csr_matrix, shape (N, N), float64
         Symmetric. In the unnormalised case L 1 = 0; in the normalised case
         L D^1/2 1 = 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.graph import laplacian
+    >>> W = sp.csr_matrix(np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 2.0], [0.0, 2.0, 0.0]]))
+    >>> laplacian(W).toarray()
+    array([[ 1., -1.,  0.],
+           [-1.,  3., -2.],
+           [ 0., -2.,  2.]])
+    >>> L = laplacian(W, normalized=True)   # D^-1/2 (D - W) D^-1/2
+    >>> np.diag(L.toarray())
+    array([1., 1., 1.])
     """
     if not sparse.issparse(W):
         raise TypeError(f"W must be a scipy sparse matrix, got {type(W).__name__}")
@@ -162,6 +184,19 @@ def sss_laplacian(image, features, sp=None, params=None, return_affinities=False
         Symmetric and, because of the negative semantic affinities, indefinite.
     affinities : dict
         Only if ``return_affinities``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.features import handcrafted_features
+    >>> from unmix.graph import GraphParams, sss_laplacian
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (24, 32))
+    >>> L = sss_laplacian(image, handcrafted_features(image), params=GraphParams(n_superpixels=40))
+    >>> L.shape
+    (768, 768)
+    >>> bool(np.abs(L @ np.ones(768)).max() < 1e-10)   # L·1 = 0
+    True
     """
     image = as_float_image(image)
     features = feature_array(features, image.shape[:2])

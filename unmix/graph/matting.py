@@ -58,12 +58,12 @@ bound (rounding of Σ_k relative to ε/|ω|).
 """
 
 import functools
-import numbers
 
 import numpy as np
 import scipy.sparse
 from numba import njit, prange
 
+from .._checks import integer, positive
 from .._numba import threads_for
 from ..image import as_float_image
 
@@ -311,19 +311,7 @@ def _window_kernels(radius):
 
 
 def _check_params(eps, radius):
-    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"eps must be a real number, got {eps!r} of type {type(eps).__name__}")
-    eps = float(eps)
-    if not np.isfinite(eps) or eps <= 0.0:
-        raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    if isinstance(radius, (bool, np.bool_)) or not isinstance(radius, numbers.Integral):
-        raise TypeError(
-            f"radius must be an integer >= 1, got {radius!r} of type {type(radius).__name__}"
-        )
-    radius = int(radius)
-    if radius < 1:
-        raise ValueError(f"radius must be an integer >= 1, got {radius}")
-    return eps, radius
+    return positive("eps", eps), integer("radius", radius, 1)
 
 
 def _row_selection(rows, shape, side):
@@ -416,10 +404,10 @@ def matting_laplacian(image, eps=1e-7, radius=1, *, rows=None):
         three channels. Computations are in float64.
     eps : float, optional
         The regulariser ε of the local affine model (Levin et al. 2008);
-        ε/|ω| is added to every window covariance, as in Levin's and
+        ``ε/|ω|`` is added to every window covariance, as in Levin's and
         pymatting's code. Default 1e-7 (the SSS released code and pymatting).
     radius : int, optional
-        The window radius r: windows are (2r+1)×(2r+1), |ω| = (2r+1)².
+        The window radius r: windows are (2r+1)×(2r+1), ``|ω| = (2r+1)²``.
         Only windows lying fully inside the image are used.
     rows : ndarray of bool, shape (H, W), optional
         Compute only the rows of these pixels (e.g. the unknown pixels of a
@@ -495,10 +483,10 @@ def matting_affinity(image, eps=1e-7, radius=1):
         The image: floats in [0, 1], ``uint8`` or ``uint16`` (see
         :func:`unmix.image.as_float_image`).
     eps : float, optional
-        The regulariser ε; ε/|ω| is added to every window covariance.
+        The regulariser ε; ``ε/|ω|`` is added to every window covariance.
         Default 1e-7 (``spec/sss.md`` §5).
     radius : int, optional
-        The window radius r (|ω| = (2r+1)²); default 1.
+        The window radius r (``|ω| = (2r+1)²``); default 1.
 
     Returns
     -------

@@ -47,7 +47,7 @@ from numba import njit
 from .._backend import get_backend, to_host
 from .._blas import single_threaded_blas
 from .._memory import check_memory, image_pixels
-from .._checks import positive
+from .._checks import flag, integer, positive
 from ..graph.matting import matting_laplacian
 from ..image import as_float_image
 from ..linalg import factorize, grid_nested_dissection, pcg
@@ -263,10 +263,10 @@ def closed_form_matting(image, trimap, eps=1e-7, radius=1, *, fg_threshold=0.9,
     image = as_float_image(image, name="image")
     backend = get_backend(device)
     rtol = positive("rtol", rtol)
-    if isinstance(maxiter, (bool, np.bool_)) or int(maxiter) != maxiter or maxiter < 1:
-        raise ValueError(f"maxiter must be a positive integer, got {maxiter!r}")
+    maxiter = integer("maxiter", maxiter, 1)
+    keep_trimap_values = flag("keep_trimap_values", keep_trimap_values)
     shape = image.shape[:2]
-    _check_thresholds(fg_threshold, bg_threshold)
+    fg_threshold, bg_threshold = _check_thresholds(fg_threshold, bg_threshold)
     values = _trimap_values(trimap)
     foreground, _, unknown = _split_values(values, fg_threshold, bg_threshold, shape)
     alpha = foreground.astype(np.float64)

@@ -33,7 +33,7 @@ import logging
 import numpy as np
 from numba import njit
 
-from .._checks import positive
+from .._checks import as_array, integer, positive, real, real_array
 
 __all__ = ["estimate_foreground", "estimate_layer_colors"]
 
@@ -98,15 +98,13 @@ def _sweeps(image, alphas, colors, n_sweeps, regularization, gradient_weight):
 
 def _normalized_alphas(alphas, shape):
     """Alphas as float64 (H, W, K), clipped to [0, 1] and summing to one."""
-    alphas = np.asarray(getattr(alphas, "alphas", alphas))
-    if alphas.ndim != 3 or alphas.shape[:2] != shape or alphas.shape[2] < 2:
+    alphas = as_array(getattr(alphas, "alphas", alphas), "alphas")
+    if alphas.ndim != 3 or alphas.shape[:2] != shape or alphas.shape[2] < 1:
         raise ValueError(f"alphas must have shape (H, W, K) with (H, W) = {shape} (the "
-                         f"image's) and K >= 2 layers, got shape {alphas.shape}")
+                         f"image's) and K >= 1 layers, got shape {alphas.shape}")
     if alphas.dtype == np.uint8:
         alphas = alphas / 255.0
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if not np.isfinite(alphas).all():
-        raise ValueError("alphas contain NaN or infinite values")
+    alphas = real_array(alphas, "alphas")
     # Soft segments are not clamped (SSS leaves them in about [-0.2, 1.2]):
     # the model needs weights in [0, 1] that sum to one.
     clipped = np.clip(alphas, 0.0, 1.0)
@@ -142,10 +140,11 @@ def estimate_layer_colors(image, alphas, *, regularization=1e-5, gradient_weight
     ----------
     image : array_like, shape (H, W, 3) or (H, W)
         The image (see :func:`unmix.image.as_float_image`).
-    alphas : Layers or array_like, shape (H, W, K), K >= 2
+    alphas : Layers or array_like, shape (H, W, K)
         The layers' alphas. They are clipped to [0, 1] and renormalised to
         sum to one first (logged when that changes them), so soft segments
-        can be passed as they are; ``uint8`` alphas are divided by 255.
+        can be passed as they are; ``uint8`` alphas are divided by 255. A
+        single layer (K = 1) has the image's colours.
     regularization : float, optional
         ε, the smoothness weight everywhere (default 1e-5).
     gradient_weight : float, optional
@@ -178,12 +177,13 @@ def estimate_layer_colors(image, alphas, *, regularization=1e-5, gradient_weight
     image = as_float_image(image, name="image", min_side=1)
     alphas = _normalized_alphas(alphas, image.shape[:2])
     regularization = positive("regularization", regularization)
-    if isinstance(gradient_weight, bool) or not float(gradient_weight) >= 0:
-        raise ValueError(f"gradient_weight must be a number >= 0, got {gradient_weight!r}")
-    for name, value in (("small_size", small_size), ("n_small_iterations", n_small_iterations),
-                        ("n_big_iterations", n_big_iterations)):
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    gradient_weight = real("gradient_weight", gradient_weight, 0.0)
+    small_size, n_small_iterations, n_big_iterations = (
+        integer(name, value, 0) for name, value in (
+            ("small_size", small_size), ("n_small_iterations", n_small_iterations),
+            ("n_big_iterations", n_big_iterations)))
+    if alphas.shape[2] == 1:  # one layer of alpha 1 has the image's colours
+        return image[:, :, None, :].copy()
 
     height, width = image.shape[:2]
     n_levels = int(np.ceil(np.log2(max(height, width))))

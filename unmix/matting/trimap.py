@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .._checks import real_array
+from .._checks import real, real_array
 
 __all__ = ["split_trimap", "trimap_from_alpha", "trimap_from_segment"]
 
@@ -53,9 +53,12 @@ def _trimap_values(trimap, name="trimap"):
 
 
 def _check_thresholds(fg_threshold, bg_threshold):
-    if not 0.0 <= bg_threshold < fg_threshold <= 1.0:
+    fg_threshold = real("fg_threshold", fg_threshold, 0.0, 1.0)
+    bg_threshold = real("bg_threshold", bg_threshold, 0.0, 1.0)
+    if not bg_threshold < fg_threshold:
         raise ValueError("thresholds must satisfy 0 <= bg_threshold < fg_threshold <= 1, "
                          f"got bg_threshold={bg_threshold!r}, fg_threshold={fg_threshold!r}")
+    return fg_threshold, bg_threshold
 
 
 def _split_values(values, fg_threshold, bg_threshold, shape):
@@ -101,7 +104,7 @@ def split_trimap(trimap, *, fg_threshold=0.9, bg_threshold=0.1, shape=None):
         ``0 <= bg_threshold < fg_threshold <= 1``, or there is no
         foreground or no background pixel (the alpha would be undetermined).
     """
-    _check_thresholds(fg_threshold, bg_threshold)
+    fg_threshold, bg_threshold = _check_thresholds(fg_threshold, bg_threshold)
     return _split_values(_trimap_values(trimap), fg_threshold, bg_threshold, shape)
 
 
@@ -116,9 +119,8 @@ def _erode(mask, band):
 
 
 def _make_trimap(alpha, band, fg_threshold, bg_threshold):
-    if isinstance(band, (bool, np.bool_)) or not float(band) >= 0 or not np.isfinite(band):
-        raise ValueError(f"band must be a finite number of pixels >= 0, got {band!r}")
-    _check_thresholds(fg_threshold, bg_threshold)
+    band = real("band (pixels)", band, 0.0)
+    fg_threshold, bg_threshold = _check_thresholds(fg_threshold, bg_threshold)
     trimap = np.full(alpha.shape, UNKNOWN, dtype=np.uint8)
     trimap[_erode(alpha >= fg_threshold, band)] = FOREGROUND
     trimap[_erode(alpha <= bg_threshold, band)] = BACKGROUND

@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 
+from .._checks import seed
+
 #: Most Lloyd iterations of each run (MATLAB's ``kmeans`` default ``MaxIter``).
 _MAX_ITERATIONS = 100
 
@@ -24,7 +26,7 @@ def seeded_kmeans(points, n_clusters, random_state=0, n_init=1, max_samples=None
     centres : ndarray, shape (n_clusters, D)
     """
     rng = (random_state if isinstance(random_state, (np.random.Generator, np.random.RandomState))
-           else np.random.default_rng(random_state))
+           else np.random.default_rng(seed("random_state", random_state)))
     points = np.asarray(points, dtype=np.float64)
     if max_samples is not None and len(points) > max_samples:
         points = points[np.sort(rng.choice(len(points), max_samples, replace=False))]

@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import time
 import warnings
 from typing import NamedTuple
@@ -91,7 +90,7 @@ from numba import njit
 
 from .._backend import get_backend, like_input, to_host
 from .._blas import single_threaded_blas
-from .._checks import grid_shape
+from .._checks import grid_shape, integer, real
 from .._threads import default_threads, thread_map
 from ..exceptions import ConvergenceWarning
 from ._kmeans import nearest_centre, seeded_kmeans
@@ -520,25 +519,6 @@ def _solve_block_system(A, r, max_refine=10):
 
 
 # --------------------------------------------------------------------------- validation
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name, value, lo, hi, lo_open=True, hi_open=True):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
-    ok = np.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        lb = "(" if lo_open else "["
-        rb = ")" if hi_open else "]"
-        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{rb}, got {value!r}")
-    return v
-
-
 def _validate_eigs(eigvecs, eigvals, shape, backend):
     """E as C-contiguous float64 on ``backend``'s device, Λ as float64 on the host, (H, W)."""
     # Shape and dtype are checked where the caller's array is, finiteness where E runs:
@@ -655,9 +635,9 @@ def prune_schedule(iterations, prune_every=None):
     -------
     list of int
     """
-    iterations = _check_int("iterations", iterations, 1)
+    iterations = integer("iterations", iterations, 1)
     r = math.ceil(iterations / 4)
-    q = r if prune_every is None else _check_int("prune_every", prune_every, 1)
+    q = r if prune_every is None else integer("prune_every", prune_every, 1)
     return list(range(r + 1, iterations + 1, q))
 
 
@@ -710,10 +690,10 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1, max_samples
         raise ValueError(
             f"fit_features must have the {X.shape[1]} channels of features, got {X_fit.shape[1]}"
         )
-    n_components = _check_int("n_components", n_components, 1)
-    n_init = _check_int("n_init", n_init, 1)
+    n_components = integer("n_components", n_components, 1)
+    n_init = integer("n_init", n_init, 1)
     if max_samples is not None:
-        max_samples = _check_int("max_samples", max_samples, n_components)
+        max_samples = integer("max_samples", max_samples, n_components)
     if n_components > X_fit.shape[0]:
         raise ValueError(
             f"n_components must be at most the number of pixels ({X_fit.shape[0]}), got {n_components}"
@@ -855,12 +835,12 @@ def constrained_sparsification(
     backend = get_backend(device, eigvecs)
     E, lam, shape = _validate_eigs(eigvecs, eigvals, shape, backend)
     N, K = E.shape
-    n_components = _check_int("n_components", n_components, 2)
-    iterations = _check_int("iterations", iterations, 1)
-    gamma = _check_float("sparsity", sparsity, 0.0, 2.0)
-    prune_threshold = _check_float("prune_threshold", prune_threshold, 0.0, np.inf, lo_open=False)
-    max_refine = _check_int("max_refine", max_refine, 0)
-    n_threads = default_threads() if n_threads is None else _check_int("n_threads", n_threads, 1)
+    n_components = integer("n_components", n_components, 2)
+    iterations = integer("iterations", iterations, 1)
+    gamma = real("sparsity", sparsity, 0.0, 2.0, low_open=True, high_open=True)
+    prune_threshold = real("prune_threshold", prune_threshold, 0.0)
+    max_refine = integer("max_refine", max_refine, 0)
+    n_threads = default_threads() if n_threads is None else integer("n_threads", n_threads, 1)
     schedule = set(prune_schedule(iterations, prune_every))
     l1 = _laplacian_ones(to_host(laplacian_ones), N)
     alpha = backend.asarray(_initial_alpha(to_host(init), shape, n_components))

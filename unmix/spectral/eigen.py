@@ -51,7 +51,7 @@ import warnings
 import numpy as np
 
 from .._backend import get_backend, like_input, to_host
-from .._checks import grid_shape, positive
+from .._checks import choice, flag, grid_shape, integer, positive, real, seed
 from ..exceptions import ConvergenceWarning
 
 __all__ = ["smallest_eigenpairs", "eigen_residuals"]
@@ -100,6 +100,12 @@ def _validate(L, k, method, shape, tol):
     if not np.all(np.isfinite(data)):
         raise ValueError("L has non-finite entries (NaN or inf); expected finite values")
     scale = float(np.abs(data).max()) if data.size else 0.0
+    if scale > 1e150 or 0 < scale < 1e-150:
+        # Norms and Gram products of the eigensolvers square the entries' scale.
+        raise ValueError(
+            f"L has entries up to {scale:.3g} in magnitude, outside [1e-150, 1e150], where "
+            "the eigensolvers' products overflow or underflow float64; scale L first (the "
+            "eigenvectors are unchanged, the eigenvalues scale with it)")
     asym = abs(L - L.T)
     asym_max = float(asym.max()) if asym.nnz else 0.0
     if asym_max > 1e-10 * max(scale, 1e-300):
@@ -107,13 +113,8 @@ def _validate(L, k, method, shape, tol):
             f"L must be symmetric: max |L - L^T| = {asym_max:.3g} exceeds 1e-10 × max |L| "
             f"= {1e-10 * scale:.3g}"
         )
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"k must be an integer, got {k!r}")
-    k = int(k)
-    if k < 1 or k >= n:
-        raise ValueError(f"k must satisfy 1 <= k < N = {n}, got k={k}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    k = integer("k", k, 1, n - 1)
+    choice("method", method, _METHODS)
     if shape is not None:
         shape = grid_shape(shape, n)
     positive("tol", tol)
@@ -430,7 +431,7 @@ _SOLVERS = {"dense": _solve_dense, "shift-invert": _solve_shift_invert, "lobpcg"
 def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random_state=0,
                         maxiter=None, sigma=-1e-6, return_residuals=False, device=None,
                         **options):
-    """The k eigenpairs of smallest magnitude |λ| of a sparse symmetric matrix.
+    """The k eigenpairs of smallest magnitude ``|λ|`` of a sparse symmetric matrix.
 
     Computes the K = 100 eigenpairs used by semantic soft segmentation (spec §9, released
     code ``eigs(L, 100, 'SM')``) of the unnormalised Laplacian of §8.  L may be
@@ -516,8 +517,10 @@ def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random
     if backend.is_gpu and method == "lobpcg":
         raise ValueError("method='lobpcg' runs on the CPU only; use 'shift-invert' or 'auto' "
                          "with device='gpu'")
-    rng = random_state if isinstance(random_state, np.random.Generator) \
-        else np.random.default_rng(random_state)
+    rng = np.random.default_rng(seed("random_state", random_state))
+    maxiter = None if maxiter is None else integer("maxiter", maxiter, 1)
+    sigma = real("sigma", sigma)
+    return_residuals = flag("return_residuals", return_residuals)
     vals, vecs = _SOLVERS[method](L, k, tol, rng, maxiter, shape=shape, sigma=sigma,
                                   backend=backend, **options)
     vals = np.ascontiguousarray(vals, dtype=np.float64)

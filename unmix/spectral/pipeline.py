@@ -1,17 +1,19 @@
 """``semantic_soft_segments``: the whole method, composed from its stages."""
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .._backend import get_backend, to_host
-from .._checks import positive_fields
+from .._checks import check_fields, choice, flag, integer, seed
 from .._memory import GiB, check_memory, image_pixels
 from .._stages import Stages
+from ..exceptions import DegenerateInputWarning
 from ..features import feature_image
 from ..filters import guided_filter
 from ..graph import GraphParams, sss_laplacian, superpixels
-from ..image import as_float_image, resize_image
+from ..image import _is_constant, as_float_image, resize_image
 from ..layers import Layers
 from .constrained import constrained_sparsification, kmeans_init
 from .eigen import smallest_eigenpairs
@@ -42,7 +44,7 @@ class SemanticSoftSegmentationParams:
     gamma : float
         Sparsity exponent γ of the constrained sparsification (0.8).
     prune_threshold : float
-        Segments whose max |α| falls to this are dropped (0.1).
+        Segments whose ``max |α|`` falls to this are dropped (0.1).
     relaxed_iters : int
         IRLS iterations of the relaxed sparsification (20).
     lam : float
@@ -95,9 +97,10 @@ class SemanticSoftSegmentationParams:
     def __post_init__(self):
         if not isinstance(self.graph, GraphParams):
             raise TypeError(f"graph must be a GraphParams, got {type(self.graph).__name__}")
-        if self.preconditioner not in ("block-jacobi", None):
-            raise ValueError(f"preconditioner must be 'block-jacobi' or None, got {self.preconditioner!r}")
-        positive_fields(self, exclude=("graph", "preconditioner"))
+        choice("SemanticSoftSegmentationParams.preconditioner", self.preconditioner,
+               ("block-jacobi", None))
+        check_fields(self, {"n_eigs": (2, None), "gamma": (0.0, 2.0, "open"),
+                            "prune_threshold": (0.0, 1.0)})
 
 
 def semantic_soft_segments(image, features=None, n_segments=5, params=None, random_state=0,
@@ -157,22 +160,46 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
     -------
     Layers
         ``alphas`` of shape (H, W, n_segments); they sum to one up to about
-        1e-5 and are not clamped (values in about [-0.1, 1.1]).
+        1e-5 and are not clamped (values in about [-0.1, 1.1]). An image
+        that supports fewer layers gives fewer, with a warning (below).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If an argument is not as described; the message names it.
+    unmix.exceptions.InsufficientMemoryError
+        If the run would need more memory than is available (checked before
+        anything large is allocated).
+
+    Warns
+    -----
+    unmix.exceptions.DegenerateInputWarning
+        If the image supports fewer than ``n_segments`` layers, which are then
+        returned: one layer of alpha 1 for a constant image (nothing is
+        computed), or the segments that survive the constrained
+        sparsification's pruning (e.g. for constant features, or an image
+        with little structure).
     """
-    if mode not in ("full", "fast"):
-        raise ValueError(f"mode must be 'full' or 'fast', got {mode!r}")
+    mode = choice("mode", mode, ("full", "fast"))
     _check_memory(image_pixels(image), mode)
     image = as_float_image(image)
     params = SemanticSoftSegmentationParams() if params is None else params
     if not isinstance(params, SemanticSoftSegmentationParams):
         raise TypeError(f"params must be a SemanticSoftSegmentationParams, got {type(params).__name__}")
-    if not (isinstance(n_segments, (int, np.integer)) and 1 <= n_segments <= params.n_init_layers):
-        raise ValueError(
-            f"n_segments must be an integer in [1, n_init_layers = {params.n_init_layers}], "
-            f"got {n_segments!r}"
-        )
+    # Each output layer is a group of the constrained stage's segments, which live in
+    # the span of the n_eigs eigenvectors: neither count can be below n_segments.
+    n_segments = integer("n_segments", n_segments, 1, min(params.n_init_layers, params.n_eigs))
+    random_state = seed("random_state", random_state)
+    progress, keep_intermediates = flag("progress", progress), flag("keep_intermediates",
+                                                                    keep_intermediates)
     backend = get_backend(device)
     height, width = image.shape[:2]
+    if _is_constant(image):
+        warnings.warn(
+            f"the image is constant (every pixel is {_colour(image[0, 0])}): it has no structure "
+            f"to segment; returning 1 layer (alpha = 1 everywhere) instead of n_segments = "
+            f"{n_segments}", DegenerateInputWarning, stacklevel=2)
+        return Layers(np.ones((height, width, 1)), intermediates={"timings": {}})
     if height * width < params.n_init_layers:
         raise ValueError(
             f"image has {height * width} pixels ({height}×{width}); semantic soft segmentation "
@@ -239,6 +266,10 @@ def _check_memory(shape, mode):
                  f"semantic_soft_segments(mode={mode!r}) of a {height}×{width} image", advice)
 
 
+def _colour(rgb):
+    return "(" + ", ".join(f"{value:.4g}" for value in rgb) + ")"
+
+
 def _spectral_segments(image, F, n_segments, params, random_state, stages, backend,
                        kmeans_features=None):
     """From the image and its features to grouped soft segments (spec §4–11).
@@ -265,6 +296,16 @@ def _spectral_segments(image, F, n_segments, params, random_state, stages, backe
         laplacian_ones=(L @ np.ones(L.shape[0])) if params.graph.normalized else None,
     )
     initial = to_host(initial)
+    if initial.shape[2] < n_segments:
+        n_found = initial.shape[2]
+        reason = ("the features are constant, so k-means and the semantic affinity separate "
+                  "nothing" if _is_constant(F) else "the image has too little structure")
+        warnings.warn(
+            f"only {n_found} of the soft segments remain after the constrained sparsification "
+            f"(it drops those whose max |alpha| falls to prune_threshold = "
+            f"{params.prune_threshold:g}): {reason} for n_segments = {n_segments}; returning "
+            f"{n_found} layer{'s' if n_found > 1 else ''}", DegenerateInputWarning, stacklevel=4)
+        n_segments = initial.shape[2]
     grouped = stages.run("grouping", group_segments, initial, F, n_segments,
                          random_state=random_state)
     return {"features": F, "superpixels": sp, "laplacian": L, "eigvals": eigvals,
@@ -272,6 +313,8 @@ def _spectral_segments(image, F, n_segments, params, random_state, stages, backe
 
 
 def _relaxed(alphas, L, image, params, iterations, backend):
+    if alphas.shape[2] == 1:  # one layer summing to one is alpha = 1: nothing to relax
+        return backend.xp.ones_like(alphas)
     return relaxed_sparsification(
         alphas, L, image, iterations=iterations, lam=params.lam, rtol=params.pcg_rtol,
         maxiter=params.pcg_maxiter, final_maxiter=params.final_maxiter,

@@ -41,7 +41,7 @@ from numba import njit, prange
 from numba.cpython.unsafe.tuple import tuple_setitem
 
 from .._backend import get_backend, issparse, like_input, to_host
-from .._checks import positive
+from .._checks import choice, flag, integer, positive, symmetric_operator
 from .._numba import threads_for
 from ..filters import image_gradient
 from ..image import as_float_image
@@ -51,7 +51,7 @@ __all__ = ["relaxed_sparsification", "relaxed_energy", "sparsity_exponent"]
 
 
 def sparsity_exponent(image):
-    """Per-pixel sparsity exponent γ_p = 0.9 + min(|∇I|_p, 0.1) (paper Eq. 10b).
+    """Per-pixel sparsity exponent ``γ_p = 0.9 + min(|∇I|_p, 0.1)`` (paper Eq. 10b).
 
     Sparser (smaller γ) in flat regions, nearly quadratic across edges where
     soft transitions belong.
@@ -80,7 +80,10 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         :func:`~unmix.spectral.group_segments`); a NumPy or CuPy array.
     L : sparse matrix, shape (N, N)
         The SSS Laplacian (:func:`~unmix.graph.sss_laplacian`), N = H·W; a
-        SciPy or ``cupyx.scipy.sparse`` matrix.
+        SciPy or ``cupyx.scipy.sparse`` matrix, real and symmetric (integer
+        entries are converted to float64). It may be slightly indefinite, as
+        the SSS Laplacian is, as long as the IRLS system it enters stays
+        positive definite.
     image : array_like, shape (H, W, 3)
         The image, for the per-pixel sparsity exponent γ_p.
     iterations : int, optional
@@ -102,7 +105,7 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         solves converge, so their result is closer to the IRLS iterates'
         fixed point and differs from the released code's by the truncation.
     floor : float, optional
-        The IRLS weights use max(|α|, floor); 0.01 in the released code.
+        The IRLS weights use ``max(|α|, floor)``; 0.01 in the released code.
     gamma : array_like, shape (H, W), optional
         Per-pixel exponents γ_p; computed from ``image`` by
         :func:`sparsity_exponent` by default.
@@ -128,8 +131,11 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
 
     Raises
     ------
-    ValueError
-        If ``device`` is not None, "cpu" or "gpu", or an input is invalid.
+    TypeError, ValueError
+        If ``device`` is not None, "cpu" or "gpu", or an input is invalid:
+        among others, an ``L`` that is not symmetric (checked on random
+        vectors), or so indefinite that the IRLS system is not positive
+        definite (found by the solver's negative curvature).
     unmix._backend.GPUUnavailableError
         If the GPU is asked for, by ``device`` or a CuPy input, and CuPy
         or a CUDA device is missing.
@@ -155,7 +161,12 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
             f"L must be a sparse ({N}, {N}) matrix for alphas of shape {alphas.shape}, "
             f"got {type(L).__name__} of shape {getattr(L, 'shape', None)}"
         )
+    if not (np.issubdtype(L.dtype, np.floating) or np.issubdtype(L.dtype, np.integer)):
+        raise TypeError(f"L must be a real matrix, got dtype {L.dtype}")
     L = backend.csr(L)
+    if not xp.isfinite(L.data).all():
+        raise ValueError("L contains NaN or infinite values")
+    symmetric_operator(L, "L", xp)
     if gamma is None:
         # γ is one cheap filter of the image: computed on the CPU, then moved.
         image = as_float_image(to_host(image))
@@ -167,10 +178,12 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         raise ValueError(f"gamma must be a finite ({height}, {width}) array, got shape {gamma.shape}")
     sigma_s, sigma_f = positive("sigma_s", sigma_s), positive("sigma_f", sigma_f)
     lam, floor = positive("lam", lam), positive("floor", floor)
-    if preconditioner not in ("block-jacobi", None):
-        raise ValueError(f"preconditioner must be 'block-jacobi' or None, got {preconditioner!r}")
-    if not (int(iterations) == iterations and iterations >= 0):
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
+    rtol = positive("rtol", rtol)
+    maxiter, final_maxiter = integer("maxiter", maxiter, 1), integer("final_maxiter",
+                                                                      final_maxiter, 1)
+    choice("preconditioner", preconditioner, ("block-jacobi", None))
+    iterations = integer("iterations", iterations, 0)
+    return_info = flag("return_info", return_info)
 
     target = _threshold_target(alphas.reshape(N, K))
     gamma = xp.ascontiguousarray(gamma.reshape(N))
@@ -188,7 +201,7 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         info["pcg_residuals"].append(result.residual)
 
     record_energy()
-    for _ in range(int(iterations)):
+    for _ in range(iterations):
         record_solve(system.solve(target, sigma_s, sigma_f, rtol, maxiter))
         record_energy()
     # Final solve without the sparsity term (σ_S = 0, σ_F = 1), the current x
@@ -196,6 +209,17 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     record_solve(system.solve(system.x, 0.0, 1.0, rtol, final_maxiter))
     out = like_input(system.x.reshape(height, width, K), *inputs)
     return (out, info) if return_info else out
+
+
+def _not_positive_definite(evidence):
+    """The error for an IRLS system that is not positive definite (Eq. 17's A).
+
+    The fidelity term σ_F·I alone makes A positive definite for any L ⪰ −σ_F·I,
+    so this means an L far more indefinite than a graph Laplacian.
+    """
+    return ValueError("L is too indefinite: the relaxed sparsification system "
+                      f"blkdiag(L) + (IRLS weights) + δ·CᵀC is not positive definite ({evidence}); "
+                      "L must be a graph Laplacian such as unmix.graph.sss_laplacian's")
 
 
 class _RelaxedSystem:
@@ -290,15 +314,18 @@ class _RelaxedSystem:
             current = best = self.current
             best_norm = norm_r
             iterations, beta = 0, 0.0
-            # rho = r·z ≤ 0: the preconditioner is not positive definite here.
-            while norm_r > rtol * norm_b and iterations < maxiter and rho > 0.0:
+            while norm_r > rtol * norm_b and iterations < maxiter:
+                if rho <= 0.0:
+                    # r·z ≤ 0 with r ≠ 0: the block-Jacobi preconditioner, the inverse of
+                    # A's diagonal blocks, is not positive definite, so neither is A.
+                    raise _not_positive_definite(f"rᵀM⁻¹r = {rho:.3g}")
                 if iterations == 0:
                     kernels.xp.copyto(p, z)
                 else:
                     kernels.cg_direction(z, beta, p)
                 curvature = kernels.product(p, self.d, q)
-                if curvature <= 0.0:  # A is not positive definite along p
-                    break
+                if curvature <= 0.0:  # pᵀAp ≤ 0 with p ≠ 0
+                    raise _not_positive_definite(f"pᵀAp = {curvature:.3g} along a PCG direction")
                 following = next(i for i in range(3) if i not in (current, best))
                 r_norm2, next_rho = kernels.cg_update(rho / curvature, iterates[current], p, r, q,
                                                       iterates[following], z)
