@@ -27,9 +27,9 @@ def test_eigenvectors_on_a_file_with_features(tmp_path):
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    assert main(["eigenvectors", str(tmp_path / "bad.png"), "-o", str(tmp_path)]) == 2
+    assert main(["eigenvectors", str(tmp_path / "bad.png"), "-o", str(tmp_path)]) == 1
     assert "cannot read" in capsys.readouterr().err
-    assert main(["eigenvectors", str(tmp_path / "missing.png"), "-o", str(tmp_path)]) == 2
+    assert main(["eigenvectors", str(tmp_path / "missing.png"), "-o", str(tmp_path)]) == 1
     with pytest.raises(SystemExit):
         main(["eigenvectors", "-o", str(tmp_path)])  # neither an image nor --example
 
@@ -79,7 +79,7 @@ def test_sss_gpu_unavailable_is_reported(tmp_path, capsys):
     if gpu_available():
         pytest.skip("CuPy and a CUDA device are present")
     assert main(["sss", "--example", "coffee", "--size", "36", "48", "--device", "gpu",
-                 "-o", str(tmp_path)]) == 2
+                 "-o", str(tmp_path)]) == 1
     assert "device='gpu' needs" in capsys.readouterr().err
 
 
@@ -87,3 +87,99 @@ def test_sss_with_handcrafted_features(tmp_path, capsys):
     assert main(["sss", "--example", "coffee", "--size", "36", "48", "--features", "handcrafted",
                  "--segments", "3", "--mode", "fast", "-o", str(tmp_path)]) == 0
     assert "3 soft segments of 36×48" in capsys.readouterr().out
+
+
+def _one_error_line(capsys):
+    """The CLI's stderr: exactly one line ``unmix: error: ...``, no traceback."""
+    err = capsys.readouterr().err
+    assert err.startswith("unmix: error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("output", ["/dev/null/out", "file.txt", "readonly"])
+def test_unwritable_output_folders_fail_before_the_work(tmp_path, capsys, monkeypatch, output):
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    if output == "readonly":
+        # Refused as a read-only folder would be, also where the tests run as root.
+        import os
+
+        monkeypatch.setattr(os, "access", lambda path, mode: not str(path).endswith("readonly"))
+        (tmp_path / "readonly").mkdir()
+    target = output if output.startswith("/") else str(tmp_path / output)
+    for command in (["sss", "--features", "handcrafted"], ["colors"], ["eigenvectors"]):
+        assert main([*command, "--example", "coffee", "--size", "24", "32", "-o", target]) == 1
+        assert "--output" in _one_error_line(capsys)
+
+
+def test_matte_refuses_bad_output_paths_before_the_work(tmp_path, capsys):
+    image, trimap = tmp_path / "image.png", tmp_path / "trimap.png"
+    write_image(image, np.random.default_rng(0).random((10, 10, 3)))
+    write_image(trimap, np.full((10, 10), 0.5))  # would fail later: no foreground
+    for options, said in ((["-o", str(tmp_path / "alpha.png"), "--foreground",
+                            str(tmp_path / "fg.jpg")], "JPEG holds neither an alpha"),
+                          (["-o", str(tmp_path / "missing" / "alpha.png")], "does not exist"),
+                          (["-o", str(tmp_path / "alpha")], "no image extension")):
+        assert main(["matte", str(image), str(trimap), *options]) == 1
+        assert said in _one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["image.png", "trimap.png"]
+
+
+def test_oversized_size_is_refused(tmp_path, capsys):
+    assert main(["colors", "--example", "coffee", "--size", "300000", "300000",
+                 "-o", str(tmp_path)]) == 1
+    assert "memory" in _one_error_line(capsys)
+
+
+def test_pickled_features_are_refused(tmp_path, capsys):
+    import pickle
+
+    with open(tmp_path / "f.npy", "wb") as file:
+        pickle.dump({"not": "an array"}, file)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name in ("f.npy", "objects.npy"):
+        assert main(["sss", "--example", "coffee", "--size", "24", "32", "--features",
+                     str(tmp_path / name), "-o", str(tmp_path / "out")]) == 2
+        assert "not a NumPy .npy array file" in _one_error_line(capsys)
+
+
+def test_bad_option_values_are_usage_errors(tmp_path, capsys):
+    assert main(["sss", "--example", "coffee", "--size", "24", "32", "--segments", "0",
+                 "-o", str(tmp_path)]) == 2
+    assert "n_segments must be an integer in [1, 40], got 0" in _one_error_line(capsys)
+    assert main(["colors", "--example", "coffee", "--size", "24", "32", "--palette", "300,0,0;0,0,0",
+                 "-o", str(tmp_path)]) == 2
+    assert "--palette values must lie in 0…255" in _one_error_line(capsys)
+
+
+def test_palette_on_the_0_255_scale(tmp_path, capsys):
+    assert main(["colors", "--example", "coffee", "--size", "24", "32", "--palette",
+                 "40,20,10;200,130,80;240,240,230", "-o", str(tmp_path)]) == 0
+    means = np.load(tmp_path / "models.npz")["means"]
+    np.testing.assert_allclose(means[1], np.array([200, 130, 80]) / 255)
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys,
+                                                                      monkeypatch):
+    import unmix.spectral
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(unmix.spectral, "semantic_soft_segments", broken)
+    command = ["sss", "--example", "coffee", "--size", "24", "32", "-o", str(tmp_path)]
+    assert main(command) == 1
+    assert "RuntimeError: a bug" in _one_error_line(capsys)
+    assert main(["--debug", *command]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_interrupt_is_reported(tmp_path, capsys, monkeypatch):
+    import unmix.spectral
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(unmix.spectral, "semantic_soft_segments", interrupted)
+    assert main(["sss", "--example", "coffee", "--size", "24", "32", "-o", str(tmp_path)]) == 130
+    assert capsys.readouterr().err == "unmix: interrupted\n"

@@ -19,10 +19,13 @@ import time
 
 import numpy as np
 
-from ._backend import GPUUnavailableError
-from .exceptions import InsufficientMemoryError
+from .exceptions import UnmixError
 
 log = logging.getLogger("unmix")
+
+#: Exit statuses: 2 for a usage error (a bad option or input value), as argparse
+#: exits for a malformed command line; 1 for a failure while running.
+EXIT_USAGE, EXIT_FAILURE, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def _add_input_arguments(parser):
@@ -42,6 +45,33 @@ def _add_input_arguments(parser):
         help="resize the image to H×W first (anti-aliased)",
     )
     parser.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+
+
+def _output_folder(args):
+    """Create (or check) the output folder before any work is done."""
+    from ._files import output_folder
+
+    return output_folder(args.output, "--output")
+
+
+def _load_features(path):
+    """A ``--features`` file: a NumPy ``.npy`` array (pickled objects are refused)."""
+    from ._files import input_file
+
+    path = input_file(path, "--features")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"--features: {path!r} is not a NumPy .npy array file (pickled objects "
+                         f"are refused; save features with numpy.save): {exc}") from None
+
+
+def _save_npz(path, **arrays):
+    """``numpy.savez_compressed`` to ``path``, written whole or not at all."""
+    from ._files import atomic_output
+
+    with atomic_output(path, "--output") as temporary:
+        np.savez_compressed(temporary, **arrays)
 
 
 def _load_input(args):
@@ -84,14 +114,14 @@ def _run_eigenvectors(args):
     from .image import write_image
     from .spectral import smallest_eigenpairs
 
+    _output_folder(args)
     image = _load_input(args)
     if args.features is not None:
-        features = np.load(args.features)
+        features = _load_features(args.features)
     else:
         # Until a semantic feature extractor is chosen, colour serves as the
         # feature: the semantic affinity then groups similar-coloured neighbours.
         features = image
-    os.makedirs(args.output, exist_ok=True)
     height, width = image.shape[:2]
     log.info("image %d×%d (%d pixels)", height, width, height * width)
 
@@ -113,9 +143,8 @@ def _run_eigenvectors(args):
     shown = min(args.show, args.k)
     write_image(os.path.join(args.output, "eigenvectors.png"),
                 _eigenvector_mosaic(eigvecs[:, :shown], (height, width)))
-    np.savez_compressed(os.path.join(args.output, "eigenpairs.npz"),
-                        eigvals=eigvals, eigvecs=eigvecs.astype(np.float32),
-                        labels=sp.labels)
+    _save_npz(os.path.join(args.output, "eigenpairs.npz"), eigvals=eigvals,
+              eigvecs=eigvecs.astype(np.float32), labels=sp.labels)
     print(f"wrote image.png, superpixels.png, eigenvectors.png ({shown} smallest) "
           f"and eigenpairs.npz to {args.output}")
 
@@ -123,10 +152,11 @@ def _run_eigenvectors(args):
 def _run_sss(args):
     from .spectral import semantic_soft_segments
 
+    _output_folder(args)
     image = _load_input(args)
     features = args.features
     if features not in (None, "handcrafted"):
-        features = np.load(features)
+        features = _load_features(features)
     layers = semantic_soft_segments(image, features, n_segments=args.segments,
                                     random_state=args.seed, mode=args.mode, progress=True,
                                     device=args.device)
@@ -139,9 +169,13 @@ def _run_sss(args):
 
 
 def _run_matte(args):
-    from .image import read_image, write_image
+    from .image import output_image_path, read_image, write_image
     from .matting import closed_form_matting, estimate_foreground
 
+    # Both outputs are checked before the work: a bad path fails in a millisecond.
+    output_image_path(args.output, 1, args.bit_depth, "--output")
+    if args.foreground is not None:
+        output_image_path(args.foreground, 4, 8, "--foreground")
     image = read_image(args.image)
     # The trimap file's first channel; 8- and 16-bit files are scaled to [0, 1].
     trimap = read_image(args.trimap)[:, :, 0]
@@ -170,7 +204,9 @@ def _parse_palette(text):
     if palette.ndim != 2 or palette.shape[1] != 3:
         raise ValueError(f'--palette must be "r,g,b;r,g,b;..." with three values per colour, '
                          f"got {text!r}")
-    # Any value above 1 means the 0…255 scale.
+    if not (np.isfinite(palette).all() and palette.min() >= 0 and palette.max() <= 255):
+        raise ValueError(f"--palette values must lie in 0…255 (or 0…1), got {text!r}")
+    # Any value above 1 means the 0…255 scale, the one a user types.
     return palette / 255.0 if palette.max() > 1 else palette
 
 
@@ -178,14 +214,15 @@ def _run_colors(args):
     from .color import soft_color_segments
     from .metrics import soft_color_metrics
 
-    image = _load_input(args)
     palette = None if args.palette is None else _parse_palette(args.palette)
+    _output_folder(args)
+    image = _load_input(args)
     layers = soft_color_segments(image, n_layers=args.layers, palette=palette, method=args.method,
                                  progress=True)
     paths = layers.save(args.output)
     models = layers.intermediates["models"]
-    np.savez(os.path.join(args.output, "models.npz"), means=models.means,
-             covariances=models.covariances)
+    _save_npz(os.path.join(args.output, "models.npz"), means=models.means,
+              covariances=models.covariances)
     timings = layers.intermediates["timings"]
     metrics = soft_color_metrics(image, layers)
     print(f"{layers.n_layers} colour layers of {layers.shape[0]}×{layers.shape[1]} in "
@@ -202,6 +239,8 @@ def build_parser():
         prog="unmix", description="Decompose images into soft layers."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each stage")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the Python traceback as well as the message")
     commands = parser.add_subparsers(dest="command", required=True)
 
     eig = commands.add_parser(
@@ -274,7 +313,9 @@ def build_parser():
     count.add_argument("--layers", type=int, metavar="K",
                        help="number of layers (default: the paper's automatic estimation)")
     count.add_argument("--palette", metavar='"r,g,b;..."',
-                       help="one mean colour per layer, 0-255 or 0-1 (as FSCS takes)")
+                       help='one mean colour per layer, e.g. "230,40,40;20,20,20;250,250,245": '
+                       "values on the 0-255 scale, or all of them in 0-1 (0-1 floats, as FSCS "
+                       "takes them); a value above 1 means the 0-255 scale")
     colors.add_argument("--method", choices=["fast", "mom"], default="fast",
                         help="fast: reduced solver with closed-form colours (default); mom: the "
                         "paper's method of multipliers (milliseconds per pixel)")
@@ -283,19 +324,46 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the command line; returns the exit status (0 on success).
+
+    An error prints one line, ``unmix: error: ...``, and no traceback (unless
+    ``--debug``): status 2 for a bad option or input value (as argparse's own
+    usage errors), 1 for a failure while running (files that cannot be read
+    or written, not enough memory, no GPU, anything unexpected), 130 when
+    interrupted (Ctrl-C).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s",
                         level=logging.INFO if args.verbose else logging.WARNING)
     try:
-        args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, GPUUnavailableError) as exc:
-        print(f"unmix: error: {exc}", file=sys.stderr)
-        return 2
-    except InsufficientMemoryError as exc:
-        print(f"unmix: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+        status = args.run(args)
+    except KeyboardInterrupt:
+        print("unmix: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line and a status
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"unmix: error: {_describe(exc)}", file=sys.stderr)
+        return _exit_status(exc)
+    return 0 if status is None else status
+
+
+def _exit_status(exc):
+    """2 for a bad value given by the user, 1 for a failure while running."""
+    if isinstance(exc, UnmixError):  # files, memory, GPU: unmix's runtime failures
+        return EXIT_FAILURE
+    return EXIT_USAGE if isinstance(exc, (ValueError, TypeError)) else EXIT_FAILURE
+
+
+def _describe(exc):
+    """The message of ``exc``; unexpected errors also say their type and how to see more."""
+    if isinstance(exc, (UnmixError, ValueError, TypeError)):
+        return str(exc)
+    return (f"{type(exc).__name__}: {exc} (this is unexpected: run again with --debug for the "
+            "traceback, and please report it)")
 
 
 if __name__ == "__main__":

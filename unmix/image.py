@@ -242,33 +242,54 @@ def write_image(path, image, bit_depth=8):
     """
     import imageio.v3 as iio
 
-    from ._files import atomic_output, output_file
+    from ._files import atomic_output
 
     if isinstance(bit_depth, (bool, np.bool_)) or bit_depth not in (8, 16):
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
     arr = _pixels_to_write(image)
-    path = output_file(path, "path")
-    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    path = output_image_path(path, 1 if arr.ndim == 2 else arr.shape[2], bit_depth)
+    extension = os.path.splitext(path)[1].lower()
+    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
+    data = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
+    with atomic_output(path, "path") as temporary:
+        iio.imwrite(temporary, data, extension=extension)
+
+
+def output_image_path(path, channels=3, bit_depth=8, name="path"):
+    """Check that an image of ``channels`` channels and ``bit_depth`` bits can be written
+    to ``path`` (:func:`write_image`'s checks, made before any work is done).
+
+    Returns
+    -------
+    path : str
+
+    Raises
+    ------
+    unmix.exceptions.ImageWriteError
+        If the folder is missing or read-only, ``path`` is a folder, its
+        extension is missing or unknown, or its format cannot hold the image.
+    """
+    from ._files import output_file
+
+    path = output_file(path, name)
     extension = os.path.splitext(path)[1].lower()
     if extension not in _writable_extensions():
         raise ImageWriteError(
-            f"path {path!r} has {'no' if not extension else 'an unknown'} image extension; "
+            f"{name} {path!r} has {'no' if not extension else 'an unknown'} image extension; "
             "expected e.g. .png, .tif, .jpg or .bmp"
         )
     if extension in (".jpg", ".jpeg", ".jpe", ".jfif") and (channels == 4 or bit_depth == 16):
         raise ImageWriteError(
             f"JPEG holds neither an alpha channel nor 16 bits, got "
-            f"{'RGBA' if channels == 4 else '16 bits'} for {path!r}; write a .png or .tif instead"
+            f"{'RGBA' if channels == 4 else '16 bits'} for {name} {path!r}; write a .png or "
+            ".tif instead"
         )
     if bit_depth == 16 and channels > 1 and extension not in (".tif", ".tiff"):
         raise ImageWriteError(
-            f"16-bit colour images can only be written as TIFF, got path {path!r}; "
+            f"16-bit colour images can only be written as TIFF, got {name} {path!r}; "
             "use a .tif extension, bit_depth=8, or write each channel as a grey PNG"
         )
-    scale, dtype = (255.0, np.uint8) if bit_depth == 8 else (65535.0, np.uint16)
-    data = np.rint(np.clip(arr, 0.0, 1.0) * scale).astype(dtype)
-    with atomic_output(path, "path") as temporary:
-        iio.imwrite(temporary, data, extension=extension)
+    return path
 
 
 def _pixels_to_write(image):
