@@ -134,7 +134,7 @@ def sad(pred, target, trimap=None, *, quantize=True):
     Returns
     -------
     float
-        (1/1000) Σ_{i∈U} |α_i − α*_i|.
+        ``(1/1000) Σ_{i∈U} |α_i − α*_i|``.
 
     Examples
     --------
@@ -156,7 +156,17 @@ def mse(pred, target, trimap=None, *, quantize=True):
     Returns
     -------
     float
-        (1/|U|) Σ_{i∈U} (α_i − α*_i)²; 0 if the region is empty.
+        ``(1/|U|) Σ_{i∈U} (α_i − α*_i)²``; 0 if the region is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((8, 8), np.uint8); gt[:, 4:] = 255      # a vertical edge
+    >>> pred = gt.copy(); pred[3, 3] = 255                    # one pixel wrong
+    >>> trimap = np.full((8, 8), 128, np.uint8)               # everything unknown
+    >>> from unmix.metrics import mse
+    >>> mse(pred, gt, trimap)        # 1 pixel of 64, fully wrong
+    0.015625
     """
     p, _, t, _, region = _inputs(pred, target, trimap, quantize)
     count = np.count_nonzero(region)
@@ -212,6 +222,18 @@ def gradient_error(pred, target, trimap=None, *, quantize=True):
     -------
     float
         (1/1000) Σ_{i∈U} (‖∇_σ α̂_i‖ − ‖∇_σ α̂*_i‖)².
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((8, 8), np.uint8); gt[:, 4:] = 255      # a vertical edge
+    >>> pred = gt.copy(); pred[3, 3] = 255                    # one pixel wrong
+    >>> trimap = np.full((8, 8), 128, np.uint8)               # everything unknown
+    >>> from unmix.metrics import gradient_error
+    >>> gradient_error(gt, gt, trimap)
+    0.0
+    >>> round(gradient_error(pred, gt, trimap), 6)
+    0.001014
     """
     p, _, t, _, region = _inputs(pred, target, trimap, quantize)
     difference = _gradient_magnitude(p) - _gradient_magnitude(t)
@@ -261,7 +283,7 @@ def connectivity_error(pred, target, trimap=None, *, quantize=True):
     Ω_k of {α ≥ t_k} ∩ {α* ≥ t_k} is found; each pixel's level l is the
     threshold t_{k−1} of the first Ω_k it is not in (1 if none). Then
     φ(α) = 1 − d·[d ≥ 0.15] with d = α − l, and the error is
-    (1/1000) Σ_{i∈U} |φ(α_i) − φ(α*_i)|.
+    ``(1/1000) Σ_{i∈U} |φ(α_i) − φ(α*_i)|``.
 
     Parameters are those of :func:`sad`.
 
@@ -273,6 +295,16 @@ def connectivity_error(pred, target, trimap=None, *, quantize=True):
     below its t = 0.6000000000000001 (spec §4.2). When a thresholded
     intersection is empty, Ω_k is empty and every pixel still unassigned
     gets l = t_{k−1} (the reference's behaviour there is undefined).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((8, 8), np.uint8); gt[:, 4:] = 255      # a vertical edge
+    >>> pred = gt.copy(); pred[3, 3] = 255                    # one pixel wrong
+    >>> trimap = np.full((8, 8), 128, np.uint8)               # everything unknown
+    >>> from unmix.metrics import connectivity_error
+    >>> connectivity_error(gt, gt, trimap), connectivity_error(pred, gt, trimap)
+    (0.0, 0.001)
     """
     p, p_codes, t, t_codes, region = _inputs(pred, target, trimap, quantize)
     steps = _CONNECTIVITY_STEPS
@@ -295,6 +327,17 @@ def matting_errors(pred, target, trimap=None, *, quantize=True):
     """All four DIM matting errors: ``{"sad", "mse", "gradient", "connectivity"}``.
 
     Parameters are those of :func:`sad`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gt = np.zeros((8, 8), np.uint8); gt[:, 4:] = 255      # a vertical edge
+    >>> pred = gt.copy(); pred[3, 3] = 255                    # one pixel wrong
+    >>> trimap = np.full((8, 8), 128, np.uint8)               # everything unknown
+    >>> from unmix.metrics import matting_errors
+    >>> errors = matting_errors(pred, gt, trimap)
+    >>> {name: round(value, 6) for name, value in errors.items()}
+    {'sad': 0.001, 'mse': 0.015625, 'gradient': 0.001014, 'connectivity': 0.001}
     """
     return {
         "sad": sad(pred, target, trimap, quantize=quantize),
@@ -330,6 +373,18 @@ class LayerUnion:
         :func:`sad` and :func:`mse` of ``alpha`` over the whole image.
     sad_unknown, mse_unknown : float or None
         The same inside the trimap's unknown band; None without a trimap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.metrics import best_layer_union
+    >>> truth = np.array([[1.0, 0.5], [0.0, 0.0]])
+    >>> union = best_layer_union(np.stack([0.6 * truth, 0.4 * truth, 1.0 - truth], axis=2), truth)
+    >>> union.subset, union.sad
+    ((0, 1), 0.0)
+    >>> union.alpha                   # the union's matte
+    array([[1. , 0.5],
+           [0. , 0. ]])
     """
 
     subset: tuple

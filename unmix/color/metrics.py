@@ -44,6 +44,18 @@ def reconstruction_mse(image, layers):
     image : array_like, shape (H, W, 3)
     layers : Layers
         With colours.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import reconstruction_mse
+    >>> reconstruction_mse(np.full((2, 2, 3), [0.25, 0.0, 0.75]), layers)
+    0.0
     """
     layers = _layers(layers, need_colors=True)
     image = as_float_image(image, min_side=1)
@@ -54,13 +66,40 @@ def reconstruction_mse(image, layers):
 
 
 def alpha_sum_error(layers):
-    """(mean, max) over pixels of |Σ_i α_i − 1|."""
+    """(mean, max) over pixels of ``|Σ_i α_i − 1|``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import alpha_sum_error
+    >>> alpha_sum_error(layers)
+    (0.0, 0.0)
+    """
     error = np.abs(_layers(layers).alphas.sum(axis=2) - 1.0)
     return float(error.mean()), float(error.max())
 
 
 def box_violation(layers):
-    """(fraction of α and u entries outside [0, 1], most negative α)."""
+    """(fraction of α and u entries outside [0, 1], most negative α).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import box_violation
+    >>> outside, lowest = box_violation(layers)
+    >>> float(outside), float(lowest)      # nothing outside [0, 1]; the lowest alpha
+    (0.0, 0.25)
+    """
     layers = _layers(layers)
     entries = [layers.alphas] if layers.colors is None else [layers.alphas, layers.colors]
     outside = sum(np.count_nonzero((e < 0) | (e > 1)) for e in entries)
@@ -72,6 +111,18 @@ def sparsity(layers):
 
     Alphas are taken as they are (not clipped). Pixels whose alphas are all
     zero are skipped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import sparsity
+    >>> round(sparsity(layers), 6)          # 0 for hard layers
+    0.6
     """
     alphas = _layers(layers).alphas
     squares = np.sum(alphas * alphas, axis=2)
@@ -86,6 +137,20 @@ def color_variance(layers):
     alpha-weighted mean colour (‖·‖² sums over RGB: the sum of the
     per-channel variances). Layers with Σ_p α_i^p = 0 are skipped, with a
     warning.
+
+    Examples
+    --------
+    Constant colours have no variance:
+
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import color_variance
+    >>> color_variance(layers)
+    0.0
     """
     layers = _layers(layers, need_colors=True)
     weights = layers.alphas.reshape(-1, layers.n_layers)
@@ -104,7 +169,22 @@ def color_variance(layers):
 
 
 def alpha_tv(layers):
-    """Mean over layers and pixels of ‖∇α‖₁ (forward differences): spatial coherence."""
+    """Mean over layers and pixels of ‖∇α‖₁ (forward differences): spatial coherence.
+
+    Examples
+    --------
+    Constant alphas have no total variation:
+
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import alpha_tv
+    >>> alpha_tv(layers)
+    0.0
+    """
     alphas = _layers(layers).alphas
     dy = np.abs(np.diff(alphas, axis=0)).sum() / alphas.size
     dx = np.abs(np.diff(alphas, axis=1)).sum() / alphas.size
@@ -118,6 +198,19 @@ def soft_color_metrics(image, layers):
     ``alpha_sum_error_max``, ``box_violation`` and ``min_alpha``,
     ``sparsity``, ``color_variance``, ``alpha_tv``, ``n_layers`` and
     ``n_nonempty_layers`` (max α > 0.1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix import Layers
+    >>> alphas = np.dstack([np.full((2, 2), 0.25), np.full((2, 2), 0.75)])
+    >>> colors = np.stack([np.broadcast_to([1.0, 0.0, 0.0], (2, 2, 3)),
+    ...                    np.broadcast_to([0.0, 0.0, 1.0], (2, 2, 3))], axis=2)
+    >>> layers = Layers(alphas, colors)
+    >>> from unmix.metrics import soft_color_metrics
+    >>> scores = soft_color_metrics(np.full((2, 2, 3), [0.25, 0.0, 0.75]), layers)
+    >>> scores["recon_mse"], scores["n_layers"]
+    (0.0, 2)
     """
     layers = _layers(layers, need_colors=True)
     mse = reconstruction_mse(image, layers)

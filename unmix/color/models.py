@@ -61,6 +61,15 @@ class ColorModels:
     ----------
     precisions : ndarray, shape (K, 3, 3)
         Σ_i⁻¹.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels(np.array([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]]),
+    ...                      np.stack([0.01 * np.eye(3)] * 2))
+    >>> models.n_models
+    2
     """
 
     means: np.ndarray
@@ -128,6 +137,15 @@ class ColorModels:
         Returns
         -------
         ColorModels
+
+        Examples
+        --------
+        >>> from unmix.color import ColorModels
+        >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]], variance=0.005)
+        >>> models.covariances[0]
+        array([[0.005, 0.   , 0.   ],
+               [0.   , 0.005, 0.   ],
+               [0.   , 0.   , 0.005]])
         """
         arr = as_array(palette, "palette")
         if arr.dtype == np.uint8:
@@ -146,7 +164,18 @@ class ColorModels:
         return cls(means, variance[:, None, None] * np.eye(3))
 
     def squared_distances(self, colors):
-        """D_i(c) for every colour and model: shape ``colors.shape[:-1] + (K,)``."""
+        """D_i(c) for every colour and model: shape ``colors.shape[:-1] + (K,)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from unmix.color import ColorModels
+        >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+        >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+        >>> models.squared_distances(pixels)
+        array([[  0., 256.],
+               [ 64.,  64.]])
+        """
         diff = np.asarray(colors, dtype=np.float64)[..., None, :] - self.means
         return np.einsum("...ki,kij,...kj->...k", diff, self.precisions, diff)
 
@@ -179,6 +208,19 @@ def representation_score(colors, models, projected_distance="marginal"):
     Returns
     -------
     score : ndarray, shape ``colors.shape[:-1]``
+
+    Examples
+    --------
+    The red pixel is a sample of the red model; the purple one of neither, but
+    it is a mixture of the two:
+
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+    >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+    >>> from unmix.color import representation_score
+    >>> representation_score(pixels, models).round(6)
+    array([0., 0.])
     """
     models = _check_models(models)
     colors = real_array(colors, "colors")
@@ -359,6 +401,14 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
     Returns
     -------
     ColorModels
+
+    Examples
+    --------
+    >>> from unmix.color import estimate_color_models
+    >>> from unmix.image import example_image
+    >>> models = estimate_color_models(example_image("coffee", (48, 64)))
+    >>> models.n_models, models.means.shape, models.covariances.shape
+    (3, (3, 3), (3, 3, 3))
     """
     image = as_float_image(image)
     tau = positive("tau", tau)

@@ -45,6 +45,16 @@ def to_overlay(alphas):
     opacities : ndarray, shape (..., K)
         a_0 = 1 and a_i = α_i / Σ_{j≤i} α_j (1 where that sum is below 1e-16).
         Each layer keeps its colour.
+
+    Examples
+    --------
+    A quarter of layer 0 under three quarters of layer 1, as a normal-blend
+    stack (layer 0 at the bottom, opaque):
+
+    >>> import numpy as np
+    >>> from unmix.color import to_overlay
+    >>> to_overlay(np.array([[[0.25, 0.75]]]))
+    array([[[1.  , 0.75]]])
     """
     alphas = _stack(alphas, "alphas")
     cumulative = np.cumsum(alphas, axis=-1)
@@ -65,6 +75,13 @@ def from_overlay(opacities):
     -------
     alphas : ndarray, shape (..., K)
         They sum to one when the bottom layer is opaque.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.color import from_overlay
+    >>> from_overlay(np.array([[[1.0, 0.75]]]))
+    array([[[0.25, 0.75]]])
     """
     opacities = _stack(opacities, "opacities")
     transmitted = np.cumprod((1.0 - opacities)[..., ::-1], axis=-1)[..., ::-1]

@@ -56,6 +56,13 @@ class SoftColorSegmentationParams:
         ε of that guided filter (1e-4).
     tol : float
         Tolerance of the per-pixel solvers (1e-8).
+
+    Examples
+    --------
+    >>> from unmix.color import SoftColorSegmentationParams
+    >>> params = SoftColorSegmentationParams(tau=3.0)
+    >>> params.sigma, params.tau
+    (10.0, 3.0)
     """
 
     sigma: float = SPARSITY

@@ -26,6 +26,12 @@ def matte_radius(shape):
     ``max(1, round(60 · min(H, W) / 1000))``: Koyama's and unblending's
     scaling of the paper's r = 60 for a 1-megapixel image, with ``unmix``'s
     rounding.
+
+    Examples
+    --------
+    >>> from unmix.color import matte_radius
+    >>> matte_radius((480, 640)), matte_radius((24, 32))
+    (29, 1)
     """
     return max(1, int(round(60 * min(shape[:2]) / 1000)))
 
@@ -53,6 +59,18 @@ def regularize_alphas(image, alphas, radius=None, eps=1e-4, return_fallback=Fals
     alphas : ndarray, shape (H, W, K)
         In [0, 1], summing to one at every pixel.
     n_fallback : int, only with ``return_fallback``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels, regularize_alphas, sparse_color_unmixing
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (48, 64))
+    >>> models = ColorModels.from_palette([[0.9, 0.9, 0.9], [0.4, 0.2, 0.1], [0.1, 0.1, 0.1]])
+    >>> alphas, _ = sparse_color_unmixing(image, models)
+    >>> smooth = regularize_alphas(image, alphas)
+    >>> smooth.shape, bool(np.abs(smooth.sum(axis=2) - 1).max() < 1e-6)
+    ((48, 64, 3), True)
     """
     image = as_float_image(image)
     alphas = np.asarray(alphas, dtype=np.float64)
@@ -100,6 +118,21 @@ def refine_colors(image, models, alphas, method="fast", initial_colors=None):
     alphas : ndarray, shape (H, W, K)
         α̂ itself.
     colors : ndarray, shape (H, W, K, 3)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.color import (ColorModels, refine_colors, regularize_alphas,
+    ...                          sparse_color_unmixing)
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (48, 64))
+    >>> models = ColorModels.from_palette([[0.9, 0.9, 0.9], [0.4, 0.2, 0.1], [0.1, 0.1, 0.1]])
+    >>> alphas = regularize_alphas(image, sparse_color_unmixing(image, models)[0])
+    >>> alphas, colors = refine_colors(image, models, alphas)
+    >>> colors.shape
+    (48, 64, 3, 3)
+    >>> bool(np.abs((alphas[..., None] * colors).sum(axis=2) - image).max() < 1e-6)
+    True
     """
     image = as_float_image(image)
     if method == "fast":

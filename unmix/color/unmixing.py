@@ -608,6 +608,20 @@ def unmixing_energy(pixels, models, alphas, colors, sigma=SPARSITY):
     Returns
     -------
     energy : ndarray, shape ``pixels.shape[:-1]``
+
+    Examples
+    --------
+    One layer costs nothing beyond its colour's fit; a half-half mixture pays the
+    sparsity term σ (Σα / Σα² − 1) = 10:
+
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+    >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+    >>> from unmix.color import sparse_color_unmixing, unmixing_energy
+    >>> alphas, colors = sparse_color_unmixing(pixels, models)
+    >>> unmixing_energy(pixels, models, alphas, colors).round(6)
+    array([ 0., 10.])
     """
     models = _check_models(models)
     shape = np.shape(pixels)[:-1]
@@ -629,6 +643,22 @@ def initial_solution(pixels, models):
     -------
     alphas : ndarray, shape (..., K)
     colors : ndarray, shape (..., K, 3)
+
+    Examples
+    --------
+    Each pixel starts entirely in its best model, with its own colour there:
+
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+    >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+    >>> from unmix.color import initial_solution
+    >>> alphas, colors = initial_solution(pixels, models)
+    >>> alphas
+    array([[1., 0.],
+           [1., 0.]])
+    >>> colors[1, 0]
+    array([0.5, 0.1, 0.5])
     """
     models = _check_models(models)
     shape = np.shape(pixels)[:-1]
@@ -664,6 +694,20 @@ def closed_form_colors(pixels, models, alphas, clip=True):
     Returns
     -------
     colors : ndarray, shape (..., K, 3)
+
+    Examples
+    --------
+    For fixed alphas, the colours of least energy that add up to the pixels:
+
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+    >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+    >>> from unmix.color import closed_form_colors
+    >>> colors = closed_form_colors(pixels, models, np.array([[1.0, 0.0], [0.5, 0.5]]))
+    >>> colors[1].round(3)
+    array([[0.9, 0.1, 0.1],
+           [0.1, 0.1, 0.9]])
     """
     models = _check_models(models)
     shape = np.shape(pixels)[:-1]
@@ -725,6 +769,21 @@ def sparse_color_unmixing(pixels, models, method="fast", sigma=SPARSITY, tol=1e-
     -----
     ConvergenceWarning
         When some pixels stop at the iteration limit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.color import ColorModels
+    >>> models = ColorModels.from_palette([[0.9, 0.1, 0.1], [0.1, 0.1, 0.9]])   # red, blue
+    >>> pixels = np.array([[0.9, 0.1, 0.1], [0.5, 0.1, 0.5]])                 # red, purple
+    >>> from unmix.color import sparse_color_unmixing
+    >>> alphas, colors = sparse_color_unmixing(pixels, models)
+    >>> alphas
+    array([[1. , 0. ],
+           [0.5, 0.5]])
+    >>> (alphas[..., None] * colors).sum(axis=-2)   # the colours add back up to the pixels
+    array([[0.9, 0.1, 0.1],
+           [0.5, 0.1, 0.5]])
     """
     models = _check_models(models)
     if method not in ("fast", "mom"):

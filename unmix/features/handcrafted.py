@@ -47,6 +47,14 @@ def handcrafted_features(image, scales=(2.0, 8.0, 24.0), position_weight=0.0, wi
     the local standard deviation of L* at each scale (texture), and optionally
     the pixel coordinates. Each channel is standardised to unit variance
     before PCA.
+
+    Examples
+    --------
+    >>> from unmix.features import handcrafted_features
+    >>> from unmix.image import example_image
+    >>> F = handcrafted_features(example_image("coffee", (24, 32)))
+    >>> F.shape, float(F.min()), float(F.max())
+    ((24, 32, 3), 0.0, 1.0)
     """
     from skimage.color import rgb2lab
 

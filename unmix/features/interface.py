@@ -48,6 +48,18 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     Returns
     -------
     F : ndarray, shape (H, W, 3), float64 in [0, 1]
+
+    Examples
+    --------
+    Raw embeddings (here the network's 12 channels) become the 3-channel
+    feature image; a 3-channel image in [0, 1] is taken as it is:
+
+    >>> from unmix.features import feature_image, network_features
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (24, 32))
+    >>> F = feature_image(network_features(image), image)
+    >>> F.shape, float(F.min()), float(F.max())
+    ((24, 32, 3), 0.0, 1.0)
     """
     if features is None:
         # Raw hypercolumns of the pretrained network (D > 3), preprocessed as §3 says.

@@ -48,6 +48,17 @@ def preprocess_features(features, image, clamp=5.0, window=10, eps=0.01):
     feature channel ``i + k`` with image channel ``k`` (R, G, B). The
     ``D mod 3`` remaining channels are each filtered with the full colour
     guide. Both are reproduced here (spec §3.2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.features import preprocess_features
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (24, 32))
+    >>> raw = np.random.default_rng(0).normal(size=(24, 32, 16))
+    >>> F = preprocess_features(raw, image)
+    >>> F.shape, float(F.min()), float(F.max())
+    ((24, 32, 3), 0.0, 1.0)
     """
     image = as_float_image(image)
     features = feature_array(features, image.shape[:2])
@@ -86,6 +97,20 @@ def pca_features(features, n_components=3):
         is fixed so that its largest-magnitude entry is positive, which makes
         the result reproducible across libraries (the released code leaves
         the sign to ``eigs``).
+
+    Examples
+    --------
+    Points along one direction keep their spread in the first component only:
+
+    >>> import numpy as np
+    >>> from unmix.features import pca_features
+    >>> t = np.linspace(-1.0, 1.0, 12).reshape(3, 4, 1)
+    >>> features = np.concatenate([t, 2 * t, -t], axis=2)
+    >>> projected = pca_features(features, n_components=2)
+    >>> projected.shape
+    (3, 4, 2)
+    >>> bool(np.abs(projected[..., 1]).max() < 1e-12)
+    True
     """
     height, width, depth = features.shape
     if not 1 <= n_components <= depth:

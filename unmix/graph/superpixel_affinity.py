@@ -77,6 +77,17 @@ def semantic_affinity(features, sp, steepness=20.0, threshold=0.15):
     W_S : scipy.sparse.csr_matrix, shape (N, N)
         Symmetric, values in (-2, 2) (pairs of superpixels sharing a centroid
         pixel are summed), non-zeros only between centroid pixels.
+
+    Examples
+    --------
+    >>> from unmix.features import handcrafted_features
+    >>> from unmix.graph import semantic_affinity, superpixels
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (24, 32))
+    >>> sp = superpixels(image, n_segments=40)
+    >>> W = semantic_affinity(handcrafted_features(image), sp)
+    >>> W.shape, bool((W != W.T).nnz == 0)
+    ((768, 768), True)
     """
     _check_superpixels(sp, np.shape(features)[:2])
     features = feature_array(features, sp.shape)
@@ -122,6 +133,15 @@ def color_affinity(image, sp, steepness=50.0, threshold=0.05, radius=0.2):
     -------
     W_C : scipy.sparse.csr_matrix, shape (N, N)
         Symmetric, non-negative, non-zeros only between centroid pixels.
+
+    Examples
+    --------
+    >>> from unmix.graph import color_affinity, superpixels
+    >>> from unmix.image import example_image
+    >>> image = example_image("coffee", (24, 32))
+    >>> W = color_affinity(image, superpixels(image, n_segments=40))
+    >>> W.shape, bool((W != W.T).nnz == 0), bool(W.min() >= 0)
+    ((768, 768), True, True)
     """
     image = as_float_image(image)
     _check_superpixels(sp, image.shape[:2])

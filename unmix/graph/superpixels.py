@@ -39,6 +39,19 @@ class Superpixels:
         the 8-neighbourhood, each pair once, sorted lexicographically.
     counts : ndarray, shape (n_segments,), int64
         Number of pixels of each superpixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.graph import Superpixels
+    >>> sp = Superpixels.from_labels(np.repeat([[0, 0, 1, 1, 2, 2]], 4, axis=0))
+    >>> sp.n_segments, sp.shape
+    (3, (4, 6))
+    >>> sp.adjacency          # pairs of labels that touch
+    array([[0, 1],
+           [1, 2]])
+    >>> sp.centroids[0]       # (row, col), rounded as MATLAB does
+    array([2, 1])
     """
 
     labels: np.ndarray
@@ -75,6 +88,20 @@ class Superpixels:
         Returns
         -------
         Superpixels
+
+        Examples
+        --------
+        Labels computed elsewhere are relabelled to ``0 .. n - 1``:
+
+        >>> import numpy as np
+        >>> from unmix.graph import Superpixels
+        >>> sp = Superpixels.from_labels([[7, 7, -1], [7, -1, -1], [5, 5, 5]])
+        >>> sp.labels
+        array([[2, 2, 0],
+               [2, 0, 0],
+               [1, 1, 1]])
+        >>> sp.counts
+        array([3, 3, 3])
         """
         labels = np.asarray(labels)
         if labels.ndim != 2:
@@ -120,6 +147,14 @@ class Superpixels:
         Returns
         -------
         means : ndarray, shape (n_segments,) or (n_segments, D), float64
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from unmix.graph import Superpixels
+        >>> sp = Superpixels.from_labels(np.repeat([[0, 0, 1, 1]], 2, axis=0))
+        >>> sp.mean(np.array([[1.0, 3.0, 10.0, 20.0], [1.0, 3.0, 10.0, 20.0]]))
+        array([ 2., 15.])
         """
         values = np.asarray(values, dtype=np.float64)
         if values.shape[:2] != self.shape:
@@ -184,6 +219,16 @@ def superpixels(image, n_segments=2500, compactness=1e-20, max_num_iter=10):
     ``superpixels(I, 2500, 'Compactness', 1e-20)`` does (spec §4.1). The labels
     do not match MATLAB's pixel for pixel, so every later stage also accepts
     injected superpixels (:meth:`Superpixels.from_labels`).
+
+    Examples
+    --------
+    >>> from unmix.graph import superpixels
+    >>> from unmix.image import example_image
+    >>> sp = superpixels(example_image("coffee", (24, 32)), n_segments=40)
+    >>> sp.labels.shape, int(sp.counts.sum())
+    ((24, 32), 768)
+    >>> bool(sp.labels.max() == sp.n_segments - 1)
+    True
     """
     from skimage.segmentation import slic
 

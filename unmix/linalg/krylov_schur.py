@@ -66,6 +66,19 @@ class KrylovSchurInfo(dict):
     Keys: ``converged`` (bool), ``n_converged``, ``residuals`` (of the returned pairs, as
     tested), ``n_restarts``, ``n_applies`` (operator applications, in columns),
     ``basis_size``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> from unmix.linalg import block_krylov_schur
+    >>> theta, X, info = block_krylov_schur(factorize(A, tree).solve, 256, 3, return_info=True)
+    >>> info.converged, info["n_converged"]
+    (True, 3)
     """
 
     __getattr__ = dict.__getitem__
@@ -287,6 +300,22 @@ def block_krylov_schur(apply, n, k, *, block_size=4, ncv=None, keep=None, tol=1e
     -----
     ConvergenceWarning
         If not all k pairs converged within ``maxiter`` restarts (with ``warn=True``).
+
+    Examples
+    --------
+    The three smallest eigenvalues of a Poisson matrix, by shift-invert through
+    its factor (the largest eigenvalues of A⁻¹):
+
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> from unmix.linalg import block_krylov_schur
+    >>> theta, X = block_krylov_schur(factorize(A, tree).solve, 256, 3)
+    >>> bool(np.allclose(np.sort(1 / theta), np.linalg.eigvalsh(A.toarray())[:3]))
+    True
     """
     if not callable(apply):
         raise TypeError(f"apply must be callable, got {type(apply).__name__}")

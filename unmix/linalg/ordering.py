@@ -47,6 +47,21 @@ class SeparatorTree:
         The stencil radius the separators were built for (None if not a grid ordering).
     long_range : ndarray of int64
         Original indices of the variables put in the root because they have long edges.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> tree.n, tree.n_nodes, tree.root
+    (256, 31, 30)
+    >>> tree.variables(tree.root)          # the first separator: grid column 7
+    array([  7,  23,  39,  55,  71,  87, 103, 119, 135, 151, 167, 183, 199, 215, 231, 247])
+    >>> int(tree.parent[tree.root])
+    -1
     """
 
     perm: np.ndarray
@@ -71,22 +86,73 @@ class SeparatorTree:
         return self.n_nodes - 1
 
     def variables(self, t):
-        """Original indices of the variables of node ``t``."""
+        """Original indices of the variables of node ``t``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.sparse as sp
+        >>> from unmix.linalg import factorize, grid_nested_dissection
+        >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+        >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+        >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+        >>> tree.variables(tree.root)[:4]
+        array([ 7, 23, 39, 55])
+        """
         return self.perm[self.node_ptr[t]:self.node_ptr[t + 1]]
 
     def inverse_perm(self):
-        """``iperm`` with ``iperm[perm[k]] = k``."""
+        """``iperm`` with ``iperm[perm[k]] = k``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.sparse as sp
+        >>> from unmix.linalg import factorize, grid_nested_dissection
+        >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+        >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+        >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+        >>> iperm = tree.inverse_perm()
+        >>> bool(np.array_equal(iperm[tree.perm], np.arange(tree.n)))
+        True
+        """
         inv = np.empty_like(self.perm)
         inv[self.perm] = np.arange(self.perm.shape[0], dtype=self.perm.dtype)
         return inv
 
     def owner(self):
-        """``owner[k]``: the node owning elimination position k."""
+        """``owner[k]``: the node owning elimination position k.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.sparse as sp
+        >>> from unmix.linalg import factorize, grid_nested_dissection
+        >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+        >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+        >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+        >>> owner = tree.owner()
+        >>> owner.shape, int(owner[-1]) == tree.root
+        ((256,), True)
+        """
         sizes = np.diff(self.node_ptr)
         return np.repeat(np.arange(self.n_nodes, dtype=np.int64), sizes)
 
     def first_descendant(self):
-        """Smallest node number in each node's subtree (post-order ⇒ a contiguous range)."""
+        """Smallest node number in each node's subtree (post-order ⇒ a contiguous range).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import scipy.sparse as sp
+        >>> from unmix.linalg import factorize, grid_nested_dissection
+        >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+        >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+        >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+        >>> first = tree.first_descendant()
+        >>> int(first[tree.root])              # the root's subtree is the whole tree
+        0
+        """
         first = np.arange(self.n_nodes, dtype=np.int64)
         for t in range(self.n_nodes - 1):  # children precede parents in post-order
             p = self.parent[t]
@@ -134,6 +200,25 @@ def stencil_radius(A, shape, *, pixels=None, max_radius=8, max_long_range=None):
     radius : int or None
         None if no radius up to ``max_radius`` leaves few enough long-range variables.
     long_range : ndarray of bool, shape (n,) or None
+
+    Examples
+    --------
+    A 5-point stencil has radius 1; one long edge makes its two ends long-range:
+
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> from unmix.linalg import stencil_radius
+    >>> radius, long_range = stencil_radius(A, (16, 16))
+    >>> radius, int(long_range.sum())
+    (1, 0)
+    >>> W = A.tolil(); W[0, 255] = W[255, 0] = -0.5
+    >>> radius, long_range = stencil_radius(W.tocsr(), (16, 16))
+    >>> radius, np.flatnonzero(long_range)
+    (1, array([  0, 255]))
     """
     import scipy.sparse as sp
 
@@ -212,6 +297,19 @@ def grid_nested_dissection(shape, A=None, *, radius=None, long_range=None, pixel
     ------
     ValueError
         If the sizes disagree, or if no stencil radius ≤ 8 fits ``A``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> tree.n, tree.radius
+    (256, 1)
+    >>> bool(np.array_equal(np.sort(tree.perm), np.arange(256)))   # a permutation
+    True
     """
     n = None if A is None else A.shape[0]
     shape, pixels = _check_grid(shape, pixels, n)

@@ -34,6 +34,14 @@ class PCGResult:
         Number of iterations run.
     converged : bool
         Whether the relative residual reached ``rtol``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.linalg import pcg
+    >>> result = pcg(np.diag([1.0, 2.0, 4.0]), np.ones(3))
+    >>> result.x, result.iterations, result.converged
+    (array([1.  , 0.5 , 0.25]), 3, True)
     """
 
     x: Any
@@ -64,6 +72,22 @@ def pcg(A, b, x0=None, *, rtol=1e-6, maxiter=100, M=None, warn=True):
     Returns
     -------
     PCGResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.linalg import factorize, grid_nested_dissection
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(16, 16))
+    >>> A = (sp.kron(sp.eye(16), T) + sp.kron(T, sp.eye(16))).tocsr()   # Poisson, 16×16 grid
+    >>> tree = grid_nested_dissection((16, 16), A, leaf_size=16)
+    >>> from unmix.linalg import pcg
+    >>> b = np.ones(256)
+    >>> result = pcg(A, b, rtol=1e-8, maxiter=200)
+    >>> result.converged, bool(result.residual <= 1e-8)
+    (True, True)
+    >>> pcg(A, b, M=factorize(A, tree).solve).iterations   # an exact preconditioner
+    1
     """
     matvec = A if callable(A) and not hasattr(A, "__matmul__") else (lambda v: A @ v)
     if not (rtol > 0):

@@ -82,6 +82,17 @@ class MattingInfo:
     timings : dict
         Seconds spent in each stage: ``laplacian``, ``ordering``,
         ``factorization``, ``solve``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.matting import closed_form_matting
+    >>> image = np.zeros((9, 12, 3)); image[:, 6:] = 1.0
+    >>> trimap = np.full((9, 12), 128, np.uint8)
+    >>> trimap[:, :2], trimap[:, -2:] = 0, 255
+    >>> alpha, info = closed_form_matting(image, trimap, return_info=True)
+    >>> info.n_unknown, info.converged, sorted(info.timings)
+    (72, True, ['factorization', 'laplacian', 'ordering', 'solve'])
     """
 
     n_unknown: int

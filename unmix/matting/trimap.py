@@ -103,6 +103,14 @@ def split_trimap(trimap, *, fg_threshold=0.9, bg_threshold=0.1, shape=None):
         If the shape is wrong, a value is NaN, the thresholds are not
         ``0 <= bg_threshold < fg_threshold <= 1``, or there is no
         foreground or no background pixel (the alpha would be undetermined).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.matting import split_trimap
+    >>> foreground, background, unknown = split_trimap(np.array([[0, 128, 255]], np.uint8))
+    >>> foreground, background, unknown
+    (array([[False, False,  True]]), array([[ True, False, False]]), array([[False,  True, False]]))
     """
     fg_threshold, bg_threshold = _check_thresholds(fg_threshold, bg_threshold)
     return _split_values(_trimap_values(trimap), fg_threshold, bg_threshold, shape)
@@ -190,6 +198,17 @@ def trimap_from_segment(segments, index, band=5, *, fg_threshold=0.9, bg_thresho
     -------
     trimap : ndarray of uint8, shape (H, W)
         0 / 128 / 255.
+
+    Examples
+    --------
+    A trimap for layer 0 of two soft layers that cross the image:
+
+    >>> import numpy as np
+    >>> from unmix.matting import trimap_from_segment
+    >>> x = np.tile(np.linspace(1.0, 0.0, 12), (4, 1))
+    >>> segments = np.dstack([x, 1.0 - x])
+    >>> trimap_from_segment(segments, 0, band=1)[0]
+    array([255, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,   0], dtype=uint8)
     """
     alphas = np.asarray(getattr(segments, "alphas", segments), dtype=np.float64)
     if alphas.ndim != 3:

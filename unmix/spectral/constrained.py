@@ -634,6 +634,14 @@ def prune_schedule(iterations, prune_every=None):
     Returns
     -------
     list of int
+
+    Examples
+    --------
+    >>> from unmix.spectral import prune_schedule
+    >>> prune_schedule(40)                  # the released code's 40 iterations
+    [11, 21, 31]
+    >>> prune_schedule(40, prune_every=5)
+    [11, 16, 21, 26, 31, 36]
     """
     iterations = integer("iterations", iterations, 1)
     r = math.ceil(iterations / 4)
@@ -683,6 +691,17 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1, max_samples
     splitting whose result changes from run to run; §10.4 allows any seeded
     k-means instead. The clusters only seed the IRLS, which re-forms and
     prunes them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.features import handcrafted_features
+    >>> from unmix.image import example_image
+    >>> from unmix.spectral import kmeans_init
+    >>> F = handcrafted_features(example_image("coffee", (24, 32)))
+    >>> labels = kmeans_init(F, n_components=8, random_state=0)
+    >>> labels.shape, np.unique(labels).tolist()
+    ((768,), [0, 1, 2, 3, 4, 5, 6, 7])
     """
     X = _feature_rows("features", features)
     X_fit = X if fit_features is None else _feature_rows("fit_features", fit_features)
@@ -831,6 +850,29 @@ def constrained_sparsification(
     -----
     The dependent component's Laplacian energy is
     ``α_CᵀLα_C = 1ᵀL1 − 2 (Eᵀ L1)ᵀ s + sᵀ Λ s`` with ``s = Σ_{k<C} y_k``.
+
+    Examples
+    --------
+    Soft segments from the 10 smallest eigenvectors of a small photograph's
+    matting Laplacian, started from 8 k-means clusters:
+
+    >>> import numpy as np
+    >>> from unmix.features import handcrafted_features
+    >>> from unmix.graph import matting_laplacian
+    >>> from unmix.image import example_image
+    >>> from unmix.spectral import kmeans_init, smallest_eigenpairs
+    >>> image = example_image("coffee", (24, 32))
+    >>> F = handcrafted_features(image)
+    >>> L = matting_laplacian(image)
+    >>> eigvals, eigvecs = smallest_eigenpairs(L, 10, shape=(24, 32))
+    >>> init = kmeans_init(F, n_components=8)
+    >>> from unmix.spectral import constrained_sparsification
+    >>> alphas = constrained_sparsification(eigvecs, eigvals, init, (24, 32), n_components=8,
+    ...                                     iterations=10)
+    >>> alphas.shape[:2], alphas.shape[2] <= 8     # pruning may drop components
+    ((24, 32), True)
+    >>> bool(np.abs(alphas.sum(axis=2) - 1).max() < 1e-6)
+    True
     """
     backend = get_backend(device, eigvecs)
     E, lam, shape = _validate_eigs(eigvecs, eigvals, shape, backend)

@@ -139,6 +139,15 @@ def eigen_residuals(L, eigvals, eigvecs):
     -------
     ndarray, shape (k,)
         On the host.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from unmix.spectral import eigen_residuals
+    >>> L = sp.diags([1.0, 2.0, 3.0]).tocsr()
+    >>> eigen_residuals(L, np.array([1.0, 2.5]), np.eye(3)[:, :2])
+    array([0. , 0.5])
     """
     xp = get_backend(None, eigvecs).xp
     V = xp.asarray(eigvecs)

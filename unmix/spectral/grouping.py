@@ -28,6 +28,16 @@ def segment_mean_features(alphas, features):
         If a segment's alphas sum to zero (its mean is undefined). Soft
         segments may be negative in places, so the sum can be small; it is
         used as is, as in the released code.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.spectral import segment_mean_features
+    >>> alphas = np.dstack([np.full((2, 2), 0.75), np.full((2, 2), 0.25)])
+    >>> features = np.array([[[0.0], [1.0]], [[0.0], [1.0]]])
+    >>> segment_mean_features(alphas, features)
+    array([[0.5],
+           [0.5]])
     """
     C = alphas.shape[2]
     A = alphas.reshape(-1, C)
@@ -72,6 +82,21 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
     grouped : ndarray, shape (H, W, n_groups)
     labels : ndarray, shape (C,), int
         Only if ``return_labels``.
+
+    Examples
+    --------
+    Segments with the same feature fall into the same group:
+
+    >>> import numpy as np
+    >>> from unmix.spectral import group_segments
+    >>> features = np.zeros((4, 4, 1)); features[:, 2:] = 1.0
+    >>> left, right = features[..., 0] == 0, features[..., 0] == 1
+    >>> alphas = np.dstack([0.5 * left, 0.5 * left, 0.5 * right, 0.5 * right])
+    >>> grouped, labels = group_segments(alphas, features, n_groups=2, return_labels=True)
+    >>> grouped.shape, bool(labels[0] == labels[1] != labels[2] == labels[3])
+    ((4, 4, 2), True)
+    >>> bool(np.allclose(grouped.sum(axis=2), 1.0))
+    True
     """
     alphas = np.asarray(alphas, dtype=np.float64)
     if alphas.ndim != 3:

@@ -68,6 +68,14 @@ class SemanticSoftSegmentationParams:
         IRLS steps of the relaxed sparsification at full resolution in
         ``mode="fast"`` (4), which starts from the upsampled result of all
         ``relaxed_iters`` steps at the reduced resolution.
+
+    Examples
+    --------
+    >>> from unmix import SemanticSoftSegmentationParams
+    >>> from unmix.graph import GraphParams
+    >>> params = SemanticSoftSegmentationParams(n_eigs=50, graph=GraphParams(n_superpixels=400))
+    >>> params.n_eigs, params.graph.n_superpixels, params.gamma
+    (50, 400, 0.8)
     """
 
     graph: GraphParams = field(default_factory=GraphParams)
@@ -91,7 +99,15 @@ class SemanticSoftSegmentationParams:
 
     @classmethod
     def paper(cls, **overrides):
-        """The paper's values: b_s = 0.2 and the normalised Laplacian (Eqs. 3, 5)."""
+        """The paper's values: b_s = 0.2 and the normalised Laplacian (Eqs. 3, 5).
+
+        Examples
+        --------
+        >>> from unmix import SemanticSoftSegmentationParams
+        >>> params = SemanticSoftSegmentationParams.paper()
+        >>> params.graph.semantic_threshold, params.graph.normalized
+        (0.2, True)
+        """
         return cls(**{"graph": GraphParams.paper(), **overrides})
 
     def __post_init__(self):
@@ -179,6 +195,21 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
         computed), or the segments that survive the constrained
         sparsification's pruning (e.g. for constant features, or an image
         with little structure).
+
+    Examples
+    --------
+    Five soft segments of a small photograph in fast mode, from the handcrafted
+    features (the default network features are as quick):
+
+    >>> import numpy as np
+    >>> import unmix
+    >>> image = unmix.image.example_image("coffee", (24, 32))
+    >>> layers = unmix.semantic_soft_segments(image, features="handcrafted", mode="fast",
+    ...                                       random_state=0)
+    >>> layers
+    Layers(5 layers of 24×32)
+    >>> bool(np.abs(layers.alphas.sum(axis=2) - 1).max() < 1e-3)
+    True
     """
     mode = choice("mode", mode, ("full", "fast"))
     _check_memory(image_pixels(image), mode)

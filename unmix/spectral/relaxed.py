@@ -55,6 +55,14 @@ def sparsity_exponent(image):
 
     Sparser (smaller γ) in flat regions, nearly quadratic across edges where
     soft transitions belong.
+
+    Examples
+    --------
+    >>> from unmix.image import example_image
+    >>> from unmix.spectral import sparsity_exponent
+    >>> gamma = sparsity_exponent(example_image("coffee", (24, 32)))
+    >>> gamma.shape, bool(0.9 <= gamma.min() and gamma.max() <= 1.0)
+    ((24, 32), True)
     """
     return 0.9 + np.minimum(image_gradient(as_float_image(image)), 0.1)
 
@@ -139,6 +147,22 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     unmix._backend.GPUUnavailableError
         If the GPU is asked for, by ``device`` or a CuPy input, and CuPy
         or a CUDA device is missing.
+
+    Examples
+    --------
+    Relax two complementary layers on a photograph's matting Laplacian: they
+    keep their sum to one and fit the image's edges:
+
+    >>> import numpy as np
+    >>> from unmix.graph import matting_laplacian
+    >>> from unmix.image import example_image
+    >>> from unmix.spectral import relaxed_sparsification
+    >>> image = example_image("coffee", (24, 32))
+    >>> left = np.tile(np.linspace(1.0, 0.0, 32), (24, 1))
+    >>> alphas = np.dstack([left, 1.0 - left])
+    >>> relaxed = relaxed_sparsification(alphas, matting_laplacian(image), image, iterations=3)
+    >>> relaxed.shape, bool(np.abs(relaxed.sum(axis=2) - 1).max() < 1e-4)
+    ((24, 32, 2), True)
     """
     # ``_kernels`` ("numba" or "array") overrides the kernel set of the
     # device (see _RelaxedSystem); the tests run the GPU's array kernels on NumPy with it.
@@ -676,6 +700,23 @@ def relaxed_energy(alphas, L, gamma, target, sigma_s=1.0, sigma_f=1.0, lam=100.0
     -------
     energy : float
         Computed on the GPU if an input is a CuPy array (or a cupyx matrix).
+
+    Examples
+    --------
+    The energy is lower after the IRLS than at its start:
+
+    >>> import numpy as np
+    >>> from unmix.graph import matting_laplacian
+    >>> from unmix.image import example_image
+    >>> from unmix.spectral import relaxed_energy, relaxed_sparsification, sparsity_exponent
+    >>> image = example_image("coffee", (24, 32))
+    >>> L = matting_laplacian(image)
+    >>> left = np.tile(np.linspace(1.0, 0.0, 32), (24, 1))
+    >>> alphas = np.dstack([left, 1.0 - left])
+    >>> gamma = sparsity_exponent(image)
+    >>> relaxed = relaxed_sparsification(alphas, L, image, iterations=3)
+    >>> bool(relaxed_energy(relaxed, L, gamma, alphas) < relaxed_energy(alphas, L, gamma, alphas))
+    True
     """
     backend = get_backend(None, alphas, L, gamma, target)
     xp = backend.xp
