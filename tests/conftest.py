@@ -6,6 +6,20 @@ import pytest
 
 from unmix.image import example_image
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the property-based tests skip themselves
+    pass
+else:
+    # "ci" (the default): 100 examples per 100 asked for, derandomised so that CI is
+    # reproducible; "slow" (--hypothesis-profile=slow): 50 times as many, random.
+    _relaxed = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                          HealthCheck.function_scoped_fixture])
+    settings.register_profile("ci", max_examples=100, derandomize=True, database=None,
+                              **_relaxed)
+    settings.register_profile("slow", max_examples=5000, **_relaxed)
+    settings.load_profile("ci")
+
 
 @functools.lru_cache(maxsize=None)
 def _photo(name, height, width):

@@ -53,7 +53,10 @@ def check_memory(needed, what, advice):
 
 def image_pixels(image):
     """(H, W) of an image-like input without converting it (a list, an array, a view)."""
-    shape = np.shape(image)
+    try:
+        shape = np.shape(image)
+    except ValueError:  # a ragged sequence: as_float_image says what is wrong with it
+        return None
     return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
 
 

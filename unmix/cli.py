@@ -234,6 +234,134 @@ def _run_colors(args):
           f"normal-blend stack, 00 at the bottom) and models.npz to {args.output}")
 
 
+#: ``unmix batch`` options of one method each: (flag, destination, keyword of ``options``).
+_BATCH_METHOD_OPTIONS = {
+    "sss": [("--segments", "segments", "n_segments"), ("--mode", "mode", "mode"),
+            ("--seed", "seed", "random_state"), ("--features", "features", "features")],
+    "colors": [("--layers", "layers", "n_layers"), ("--palette", "palette", "palette"),
+               ("--unmixing", "unmixing", "method")],
+    "matte": [("--eps", "eps", "eps"), ("--radius", "radius", "radius")],
+}
+
+
+def _batch_options(args):
+    """The ``options`` of :func:`unmix.batch.batch` from the method's flags; others are errors."""
+    options = {}
+    for method, flags in _BATCH_METHOD_OPTIONS.items():
+        for flag, dest, keyword in flags:
+            value = getattr(args, dest)
+            if value is None:
+                continue
+            if method != args.method:
+                raise ValueError(f"{flag} is an option of --method {method}, got --method "
+                                 f"{args.method}")
+            if keyword == "palette":
+                value = _parse_palette(value).tolist()
+            options[keyword] = value
+    if args.method == "colors" and "n_layers" in options and "palette" in options:
+        raise ValueError("give at most one of --layers and --palette")
+    if args.trimaps is not None and args.method != "matte":
+        raise ValueError(f"--trimaps is an option of --method matte, got --method {args.method}")
+    return options
+
+
+def _run_batch(args):
+    """``unmix batch``: returns 0 when every item is complete, 1 when some failed."""
+    import json
+
+    from .batch import batch, distributed_available
+
+    options = _batch_options(args)
+    workers = args.workers
+    if args.scheduler is None and workers != 0 and not distributed_available():
+        if workers:
+            raise ValueError("--workers needs Dask: pip install 'unmix[distributed]'")
+        if not args.quiet:
+            print("unmix: note: Dask is not installed, so the items run in this process one "
+                  "after another; pip install 'unmix[distributed]' to run them in parallel",
+                  file=sys.stderr)
+        workers = 0
+    if args.quiet:
+        logging.getLogger("unmix").setLevel(logging.ERROR)
+    if not args.verbose:
+        # Dask logs each worker's start and stop; the progress bar says enough.
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    result = batch(args.inputs, args.output, method=args.method, options=options,
+                   format=args.format, trimaps=args.trimaps, video_out=args.video_out,
+                   palette_frames=args.palette_frames, scheduler=args.scheduler,
+                   workers=workers, threads_per_worker=args.threads_per_worker,
+                   progress=not (args.quiet or args.json))
+    if args.json:
+        print(json.dumps(result.summary(), indent=1))
+    elif not args.quiet:
+        print(f"{result.done} done, {result.skipped} complete before, {result.failed} failed "
+              f"in {result.seconds:.1f} s ({result.backend}); outputs in {result.outdir}")
+        if result.failed:
+            print(f"failures and their errors: {os.path.join(result.outdir, 'failures.jsonl')}")
+    return 0 if result.ok else 1
+
+
+def _add_batch_parser(commands):
+    from .batch import FORMATS, METHODS
+
+    run = commands.add_parser(
+        "batch",
+        help="many images and videos, in parallel on Dask, resumable",
+        description="Decompose every image and video among INPUTS (files, folders, glob "
+        "patterns) and write each one's layers under OUTDIR. Runs on a local Dask cluster "
+        "(pip install 'unmix[distributed]'), or on a running one (--scheduler), else in this "
+        "process. A rerun skips the items that are complete (OUTDIR/.manifest); failed items "
+        "are listed with their errors in OUTDIR/failures.jsonl. Exit status: 0 when every item "
+        "is complete, 1 when some failed, 130 when interrupted.",
+    )
+    run.add_argument("inputs", nargs="+", metavar="INPUTS",
+                     help="image or video files, folders, or glob patterns (quoted)")
+    run.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    run.add_argument("--method", choices=METHODS, required=True,
+                     help="sss: semantic soft segmentation; colors: soft colour segmentation; "
+                     "matte: closed-form matting with --trimaps")
+    run.add_argument("--format", choices=FORMATS, default="png",
+                     help="png: a folder of PNGs per item (default); ora: OpenRaster for GIMP "
+                     "and Krita; tif: 16-bit pages; npz: lossless, for unmix.Layers.load")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="worker processes of the local Dask cluster (default: one per "
+                       "core); 0 runs the items in this process")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="run on the Dask cluster of this scheduler instead")
+    run.add_argument("--threads-per-worker", type=int, metavar="T",
+                     help="threads of each item's solvers (default: 1 on Dask, every core in "
+                     "this process)")
+    sss = run.add_argument_group("--method sss")
+    sss.add_argument("--segments", type=int, help="number of soft segments (default 5)")
+    sss.add_argument("--mode", choices=["full", "fast"], help="full (default) or fast")
+    sss.add_argument("--seed", type=int, help="seed of the k-means steps (default 0)")
+    sss.add_argument("--features", choices=["handcrafted"],
+                     help="handcrafted region features instead of the network's")
+    colors = run.add_argument_group("--method colors")
+    colors.add_argument("--layers", type=int, metavar="K", help="number of layers")
+    colors.add_argument("--palette", metavar='"r,g,b;..."',
+                        help="one mean colour per layer, 0-255 or 0-1; kept for every frame")
+    colors.add_argument("--unmixing", choices=["fast", "mom"],
+                        help="fast (default) or the paper's method of multipliers")
+    colors.add_argument("--palette-frames", type=int, default=5, metavar="N",
+                        help="for videos: estimate the colour models once, on N frames spread "
+                        "over the clip (default 5)")
+    matte = run.add_argument_group("--method matte")
+    matte.add_argument("--trimaps", metavar="DIR",
+                       help="folder of trimaps named as the images (a/b.png for a/b.jpg)")
+    matte.add_argument("--eps", type=float, help="regulariser ε (default 1e-7)")
+    matte.add_argument("--radius", type=int, help="window radius (default 1)")
+    run.add_argument("--video-out", action="store_true",
+                     help="also write each video's layer alphas as grey videos "
+                     "(OUTDIR/CLIP/alpha-KK.mp4)")
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    out.add_argument("--json", action="store_true",
+                     help="print a machine-readable summary (JSON) instead of the progress bar")
+    run.set_defaults(run=_run_batch)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="unmix", description="Decompose images into soft layers."
@@ -320,6 +448,7 @@ def build_parser():
                         help="fast: reduced solver with closed-form colours (default); mom: the "
                         "paper's method of multipliers (milliseconds per pixel)")
     colors.set_defaults(run=_run_colors)
+    _add_batch_parser(commands)
     return parser
 
 
@@ -346,7 +475,8 @@ def main(argv=None):
             import traceback
 
             traceback.print_exc()
-        print(f"unmix: error: {_describe(exc)}", file=sys.stderr)
+        message = " ".join(_describe(exc).split())  # one line, whatever the message
+        print(f"unmix: error: {message}", file=sys.stderr)
         return _exit_status(exc)
     return 0 if status is None else status
 

@@ -186,7 +186,9 @@ def read_image(path):
             warnings.simplefilter("ignore", DeprecationWarning)
             data = iio.imread(path)
     except Exception as exc:  # imageio raises many types for unreadable files
-        raise ImageReadError(f"cannot read {path!r} as an image: {exc}") from exc
+        # imageio's message lists every plugin it tried, one per line: keep the first.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ImageReadError(f"cannot read {path!r} as an image: {reason}") from exc
     if data.ndim == 4:  # an animated/multi-page file: take the first frame
         data = data[0]
     try:
