@@ -34,13 +34,15 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("color", "features", "filters", "graph", "image", "layers", "linalg", "matting",
-               "metrics", "nets", "spectral")
+_SUBMODULES = ("color", "exceptions", "features", "filters", "graph", "image", "layers", "linalg",
+               "matting", "metrics", "nets", "spectral")
 
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {
     "ConvergenceWarning": "exceptions",
+    "DegenerateInputWarning": "exceptions",
     "InsufficientMemoryError": "exceptions",
+    "UnmixError": "exceptions",
     "Layers": "layers",
     "SemanticSoftSegmentationParams": "spectral",
     "as_float_image": "image",
