@@ -23,6 +23,8 @@ exactly and fast, stage by stage:
   for :func:`semantic_soft_segments`, matting networks;
 - :mod:`unmix.linalg`: the solvers underneath (PCG, multifrontal
   factorisation, block Krylov–Schur);
+- :func:`batch` (:mod:`unmix.batching`): folders and videos, in parallel
+  on Dask with the ``distributed`` extra, resumable;
 - :mod:`unmix.image`: input validation and image files;
   :class:`Layers` and :func:`composite` hold and composite the results.
 
@@ -34,8 +36,8 @@ import importlib
 
 __version__ = "0.1.0.dev0"
 
-_SUBMODULES = ("color", "exceptions", "features", "filters", "graph", "image", "layers", "linalg",
-               "matting", "metrics", "nets", "spectral")
+_SUBMODULES = ("batching", "color", "exceptions", "features", "filters", "graph", "image",
+               "layers", "linalg", "matting", "metrics", "nets", "spectral")
 
 #: Public names of the top level, and the submodule that defines each.
 _EXPORTS = {
@@ -46,6 +48,7 @@ _EXPORTS = {
     "Layers": "layers",
     "SemanticSoftSegmentationParams": "spectral",
     "as_float_image": "image",
+    "batch": "batching",
     "closed_form_matting": "matting",
     "composite": "layers",
     "estimate_foreground": "matting",

@@ -14,6 +14,7 @@ that its eigenvectors, and the stages downstream that amplify their rounding, do
 depend on the machine.
 """
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -21,14 +22,41 @@ from concurrent.futures import ThreadPoolExecutor, wait
 _pool = None
 _pool_lock = threading.Lock()
 _in_worker = threading.local()
+_thread_limit = None
 
 
 def default_threads():
-    """Number of cores this process may run on."""
+    """Number of cores this process may run on, or the limit :func:`limit_threads` set."""
+    if _thread_limit is not None:
+        return _thread_limit
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def limit_threads(threads):
+    """Run the enclosed solvers on at most ``threads`` threads: unmix's, Numba's and BLAS's.
+
+    For processes that run several decompositions side by side (the workers of
+    :func:`unmix.batch`), where each must keep to its share of the cores.
+    Process-wide: meant for a process that runs one decomposition at a time.
+    """
+    global _thread_limit
+    import numba
+
+    from ._blas import _controller
+
+    previous, numba_threads = _thread_limit, numba.get_num_threads()
+    _thread_limit = max(1, int(threads))
+    numba.set_num_threads(min(_thread_limit, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with _controller().limit(limits=_thread_limit):
+            yield
+    finally:
+        _thread_limit = previous
+        numba.set_num_threads(numba_threads)
 
 
 def _executor():

@@ -245,7 +245,7 @@ _BATCH_METHOD_OPTIONS = {
 
 
 def _batch_options(args):
-    """The ``options`` of :func:`unmix.batch.batch` from the method's flags; others are errors."""
+    """The ``options`` of :func:`unmix.batch` from the method's flags; others are errors."""
     options = {}
     for method, flags in _BATCH_METHOD_OPTIONS.items():
         for flag, dest, keyword in flags:
@@ -269,7 +269,7 @@ def _run_batch(args):
     """``unmix batch``: returns 0 when every item is complete, 1 when some failed."""
     import json
 
-    from .batch import batch, distributed_available
+    from .batching import batch, distributed_available
 
     options = _batch_options(args)
     workers = args.workers
@@ -302,7 +302,7 @@ def _run_batch(args):
 
 
 def _add_batch_parser(commands):
-    from .batch import FORMATS, METHODS
+    from .batching import FORMATS, METHODS
 
     run = commands.add_parser(
         "batch",
