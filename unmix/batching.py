@@ -90,6 +90,20 @@ def collect_inputs(inputs):
     ValueError
         If an input neither exists nor matches a file, if nothing is found,
         or if two inputs would write to the same output name.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import unmix
+    >>> photos, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> for name in ("coffee", "astronaut"):
+    ...     unmix.write_image(os.path.join(photos, f"{name}.png"),
+    ...                       unmix.image.example_image(name, (24, 32)))
+    >>> from unmix.batching import collect_inputs
+    >>> [name for path, name in collect_inputs([photos])]
+    ['astronaut', 'coffee']
+    >>> [name for path, name in collect_inputs([os.path.join(photos, "c*.png")])]
+    ['coffee']
     """
     if isinstance(inputs, (str, bytes)) or hasattr(inputs, "__fspath__"):
         inputs = [inputs]
@@ -175,7 +189,17 @@ _hash_cache = {}
 
 
 def file_sha256(path):
-    """SHA-256 of a file's bytes, remembered per (path, size, modification time)."""
+    """SHA-256 of a file's bytes, remembered per (path, size, modification time).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from unmix.batching import file_sha256
+    >>> path = os.path.join(tempfile.mkdtemp(), "empty.bin")
+    >>> open(path, "wb").close()
+    >>> file_sha256(path)
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
     stat = os.stat(path)
     key = (path, stat.st_size, stat.st_mtime_ns)
     if key not in _hash_cache:
@@ -237,7 +261,19 @@ def _require_video():
 
 
 def count_frames(path):
-    """Number of frames of a video file (decoded by ffmpeg, so exact)."""
+    """Number of frames of a video file (decoded by ffmpeg, so exact).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import imageio.v3 as iio
+    >>> from unmix.batching import count_frames
+    >>> path = os.path.join(tempfile.mkdtemp(), "clip.mp4")
+    >>> iio.imwrite(path, np.zeros((5, 32, 32, 3), np.uint8), fps=5)
+    >>> count_frames(path)
+    5
+    """
     _require_video()
     import imageio_ffmpeg
 
@@ -470,6 +506,20 @@ def match_layers(reference, alphas):
     -------
     order : ndarray of int, shape (K,)
         ``alphas[:, :, order]`` is layer k where ``reference`` has layer k.
+
+    Examples
+    --------
+    The same two layers in the other order:
+
+    >>> import numpy as np
+    >>> from unmix.batching import match_layers
+    >>> left = np.tile(np.linspace(1.0, 0.0, 8), (4, 1))
+    >>> previous = np.dstack([left, 1.0 - left])
+    >>> order = match_layers(previous, previous[:, :, ::-1])
+    >>> order
+    array([1, 0])
+    >>> bool(np.array_equal(previous[:, :, ::-1][:, :, order], previous))
+    True
     """
     from scipy.optimize import linear_sum_assignment
 
@@ -487,7 +537,17 @@ def match_layers(reference, alphas):
 
 
 def temporal_change(previous, current):
-    """Mean |α_t − α_{t−1}| of each layer between two frames: shape (K,)."""
+    """Mean ``|α_t − α_{t−1}|`` of each layer between two frames: shape (K,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from unmix.batching import temporal_change
+    >>> before = np.dstack([np.full((2, 2), 0.5), np.full((2, 2), 0.5)])
+    >>> after = np.dstack([np.full((2, 2), 0.75), np.full((2, 2), 0.25)])
+    >>> temporal_change(before, after)
+    array([0.25, 0.25])
+    """
     previous, current = np.asarray(previous), np.asarray(current)
     return np.abs(current - previous).mean(axis=(0, 1))
 
@@ -515,7 +575,7 @@ class BatchResult:
         order: ``status`` (``"done"``, ``"skipped"``: complete from an earlier
         run, or ``"failed"`` with ``error``), ``input``, ``frame``, ``outputs``
         (relative to ``outdir``), ``seconds``; a video's assembly also has
-        ``stability``, the mean |α_t − α_{t−1}| per layer with and without
+        ``stability``, the mean ``|α_t − α_{t−1}|`` per layer with and without
         the layer matching.
     seconds : float
         Wall-clock time of the run.
@@ -523,6 +583,20 @@ class BatchResult:
         Whether the run was stopped (Ctrl-C) before every item finished.
     backend : str
         ``"dask"`` (with the scheduler's address) or ``"in-process"``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import unmix
+    >>> photos, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> for name in ("coffee", "astronaut"):
+    ...     unmix.write_image(os.path.join(photos, f"{name}.png"),
+    ...                       unmix.image.example_image(name, (24, 32)))
+    >>> result = unmix.batch(photos, out, method="colors", workers=0)
+    >>> result.backend, result.interrupted, len(result.records)
+    ('in-process', False, 2)
+    >>> sorted(result.records[0]["outputs"])[:2]
+    ['astronaut/alpha-00.png', 'astronaut/alpha-01.png']
     """
 
     outdir: str
@@ -552,7 +626,20 @@ class BatchResult:
         return not self.interrupted and self.failed == 0
 
     def summary(self):
-        """Plain data for ``--json``: counts, time, failures, the videos' stability."""
+        """Plain data for ``--json``: counts, time, failures, the videos' stability.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import unmix
+        >>> photos, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+        >>> for name in ("coffee", "astronaut"):
+        ...     unmix.write_image(os.path.join(photos, f"{name}.png"),
+        ...                       unmix.image.example_image(name, (24, 32)))
+        >>> summary = unmix.batch(photos, out, method="colors", workers=0).summary()
+        >>> summary["ok"], summary["done"], summary["failed"]
+        (True, 2, 0)
+        """
         return {"ok": self.ok, "outdir": self.outdir, "backend": self.backend,
                 "done": self.done, "skipped": self.skipped, "failed": self.failed,
                 "interrupted": self.interrupted, "seconds": round(self.seconds, 3),
@@ -639,6 +726,24 @@ def batch(inputs, outdir, method="sss", *, options=None, format="png", trimaps=N
     KeyboardInterrupt
         After Ctrl-C, once the pending items are cancelled, the records of the
         finished ones written and the cluster this call started is closed.
+
+    Examples
+    --------
+    Two photographs, in this process; a second run finds them done:
+
+    >>> import os, tempfile
+    >>> import unmix
+    >>> photos, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> for name in ("coffee", "astronaut"):
+    ...     unmix.write_image(os.path.join(photos, f"{name}.png"),
+    ...                       unmix.image.example_image(name, (24, 32)))
+    >>> result = unmix.batch(photos, out, method="colors", workers=0)
+    >>> [record["status"] for record in result.records]
+    ['done', 'done']
+    >>> sorted(os.listdir(os.path.join(out, "coffee")))[:3]     # Layers.save's folder
+    ['alpha-00.png', 'alpha-01.png', 'layer-00.png']
+    >>> [record["status"] for record in unmix.batch(photos, out, method="colors", workers=0).records]
+    ['skipped', 'skipped']
     """
     start = time.perf_counter()
     config = _config(method, options, format, trimaps, video_out, palette_frames)

@@ -323,6 +323,18 @@ class Layers:
         unmix.exceptions.ImageWriteError
             If the path cannot be written (its folder is missing or
             read-only, or a folder stands where a file should).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> left = np.tile(np.linspace(1.0, 0.0, 8), (6, 1))
+        >>> layers = Layers(np.dstack([left, 1.0 - left]))
+        >>> folder = tempfile.mkdtemp()
+        >>> [os.path.basename(path) for path in layers.save(folder)]
+        ['alpha-00.png', 'alpha-01.png', 'segments.png']
+        >>> paths = layers.save(os.path.join(folder, "layers.npz"), metadata={"seed": 0})
         """
         from .layer_files import save_layers
 
@@ -349,6 +361,20 @@ class Layers:
             If the extension is neither ``.npz`` nor ``.tif``/``.tiff``.
         unmix.exceptions.ImageNotFoundError, unmix.exceptions.ImageReadError
             If the file is missing or is not a layers file.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from unmix import Layers
+        >>> left = np.tile(np.linspace(1.0, 0.0, 8), (6, 1))
+        >>> path = os.path.join(tempfile.mkdtemp(), "layers.npz")
+        >>> _ = Layers(np.dstack([left, 1.0 - left])).save(path, metadata={"seed": 0})
+        >>> back = Layers.load(path)
+        >>> back, back.intermediates["metadata"]
+        (Layers(2 layers of 6×8), {'seed': 0})
+        >>> bool(np.array_equal(back.alphas[..., 0], left))
+        True
         """
         from .layer_files import load_layers
 

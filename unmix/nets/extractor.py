@@ -84,5 +84,20 @@ def load_feature_extractor(path, module=None, *, device="auto", **kwargs):
     Returns
     -------
     TorchFeatureExtractor
+
+    Examples
+    --------
+    A TorchScript archive, loaded and run as the features of
+    :func:`unmix.semantic_soft_segments`:
+
+    >>> import os, tempfile
+    >>> import torch
+    >>> from unmix.image import example_image
+    >>> from unmix.nets import load_feature_extractor
+    >>> path = os.path.join(tempfile.mkdtemp(), "features.pt")
+    >>> torch.jit.save(torch.jit.script(torch.nn.Conv2d(3, 8, 3, padding=1)), path)
+    >>> extractor = load_feature_extractor(path, device="cpu", normalize="imagenet")
+    >>> extractor(example_image("coffee", (24, 32))).shape
+    (24, 32, 8)
     """
     return TorchFeatureExtractor(load_module(path, module, device), **kwargs)

@@ -101,6 +101,17 @@ class AlphaPredictor(_UNet):
     ----------
     n_layers : int, optional
         K, the number of layers (7 for the released weights).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from unmix.nets import AlphaPredictor
+    >>> net = AlphaPredictor(n_layers=3).eval()
+    >>> planes = torch.rand(1, 3 + 3 * 3, 16, 16)     # the image, then the palette as planes
+    >>> with torch.no_grad():
+    ...     alphas = net(planes)
+    >>> alphas.shape
+    torch.Size([1, 3, 16, 16])
     """
 
     def __init__(self, n_layers=7):
@@ -123,6 +134,16 @@ class ResiduePredictor(_UNet):
     ----------
     n_layers : int, optional
         K, the number of layers (7 for the released weights).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from unmix.nets import ResiduePredictor
+    >>> net = ResiduePredictor(n_layers=3).eval()
+    >>> with torch.no_grad():
+    ...     residues = net(torch.rand(1, 3 + 4 * 3, 16, 16))
+    >>> residues.shape
+    torch.Size([1, 9, 16, 16])
     """
 
     def __init__(self, n_layers=7):
@@ -172,6 +193,15 @@ def fscs_guided_filter(guide, src, radius=GUIDED_RADIUS, eps=GUIDED_EPS):
     Returns
     -------
     torch.Tensor, shape (N, C, H, W)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from unmix.nets import fscs_guided_filter
+    >>> guide = torch.rand(1, 1, 16, 16, dtype=torch.float64)
+    >>> src = torch.rand(1, 2, 16, 16, dtype=torch.float64)
+    >>> fscs_guided_filter(guide, src, radius=3, eps=1e-6).shape
+    torch.Size([1, 2, 16, 16])
     """
     count = _box_sum(torch.ones_like(guide), radius)
 
@@ -209,6 +239,21 @@ class FSCS(nn.Module):
     and W multiples of 8, ``palette`` of shape (K, 3) or (N, K, 3) in [0, 1].
     Keep the module in eval mode (:func:`load_fscs` returns it so):
     BatchNorm with batch statistics gives other outputs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from unmix.nets import FSCS
+    >>> _ = torch.manual_seed(0)
+    >>> fscs = FSCS(n_layers=3).eval()            # random weights here
+    >>> x = torch.rand(1, 3, 16, 16)              # sides multiples of 8
+    >>> palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+    >>> with torch.no_grad():
+    ...     alphas, colors = fscs(x, palette)
+    >>> alphas.shape, colors.shape
+    (torch.Size([1, 3, 16, 16]), torch.Size([1, 3, 3, 16, 16]))
+    >>> bool(torch.allclose(alphas.sum(dim=1), torch.ones_like(alphas[:, 0]), atol=1e-5))
+    True
     """
 
     def __init__(self, n_layers=7):
@@ -228,7 +273,21 @@ class FSCS(nn.Module):
         return palette.expand(n, -1, -1, height, width)
 
     def predict_alphas(self, x, palette):
-        """Stage 2: normalised alphas (N, K, H, W) of the alpha predictor (spec §5 steps 4–6)."""
+        """Stage 2: normalised alphas (N, K, H, W) of the alpha predictor (spec §5 steps 4–6).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import FSCS
+        >>> _ = torch.manual_seed(0)
+        >>> fscs = FSCS(n_layers=3).eval()            # random weights here
+        >>> x = torch.rand(1, 3, 16, 16)              # sides multiples of 8
+        >>> palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+        >>> with torch.no_grad():
+        ...     alphas = fscs.predict_alphas(x, palette)
+        >>> alphas.shape, bool(torch.allclose(alphas.sum(dim=1), torch.ones(1, 16, 16), atol=1e-5))
+        (torch.Size([1, 3, 16, 16]), True)
+        """
         planes = self._planes(x, palette).reshape(x.shape[0], -1, *x.shape[2:])
         return _normalize(self.alpha_predictor(torch.cat([x, planes], dim=1)))
 
@@ -250,6 +309,19 @@ class FSCS(nn.Module):
         -------
         torch.Tensor, shape (N, K, H, W)
             float64, except float32 in mode ``"upstream_fp32"``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import FSCS
+        >>> _ = torch.manual_seed(0)
+        >>> fscs = FSCS(n_layers=3).eval()            # random weights here
+        >>> x = torch.rand(1, 3, 16, 16)              # sides multiples of 8
+        >>> palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+        >>> with torch.no_grad():
+        ...     alphas = fscs.process_alphas(x, fscs.predict_alphas(x, palette))
+        >>> alphas.shape
+        torch.Size([1, 3, 16, 16])
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -271,14 +343,42 @@ class FSCS(nn.Module):
         return alphas
 
     def predict_colors(self, x, palette, alphas):
-        """Stage 4: layer colours u = clamp(p + residue, 0, 1), shape (N, K, 3, H, W)."""
+        """Stage 4: layer colours u = clamp(p + residue, 0, 1), shape (N, K, 3, H, W).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import FSCS
+        >>> _ = torch.manual_seed(0)
+        >>> fscs = FSCS(n_layers=3).eval()            # random weights here
+        >>> x = torch.rand(1, 3, 16, 16)              # sides multiples of 8
+        >>> palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+        >>> with torch.no_grad():
+        ...     colors = fscs.predict_colors(x, palette, fscs.predict_alphas(x, palette))
+        >>> colors.shape, bool(colors.min() >= 0 and colors.max() <= 1)
+        (torch.Size([1, 3, 3, 16, 16]), True)
+        """
         planes = self._planes(x, palette)
         pack = torch.cat([planes, alphas.to(x)[:, :, None]], dim=2)
         residue = self.residue_predictor(torch.cat([x, pack.flatten(1, 2)], dim=1))
         return (planes + residue.reshape(planes.shape)).clamp(0.0, 1.0)
 
     def forward(self, x, palette, mode="default", mask_op=None):
-        """All stages: returns (alphas (N, K, H, W), colours (N, K, 3, H, W))."""
+        """All stages: returns (alphas (N, K, H, W), colours (N, K, 3, H, W)).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import FSCS
+        >>> _ = torch.manual_seed(0)
+        >>> fscs = FSCS(n_layers=3).eval()            # random weights here
+        >>> x = torch.rand(1, 3, 16, 16)              # sides multiples of 8
+        >>> palette = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.1], [0.1, 0.1, 0.9]])
+        >>> with torch.no_grad():
+        ...     alphas, colors = fscs(x, palette, mode="clean")     # alphas clipped to [0, 1]
+        >>> bool(alphas.min() >= 0 and alphas.max() <= 1)
+        True
+        """
         alphas = self.process_alphas(x, self.predict_alphas(x, palette), mode, mask_op)
         return alphas, self.predict_colors(x, palette, alphas)
 
@@ -315,6 +415,22 @@ def load_fscs(mask_path, residue_path=None, device="auto"):
     -----
     Files are read with ``torch.load(..., weights_only=True)``, which
     unpickles tensors and containers only, never code.
+
+    Examples
+    --------
+    The released weights are two state_dict files in one folder; here, random
+    weights saved the same way:
+
+    >>> import os, tempfile
+    >>> import torch
+    >>> from unmix.nets import FSCS, load_fscs
+    >>> folder = tempfile.mkdtemp()
+    >>> saved = FSCS(n_layers=7)
+    >>> torch.save(saved.alpha_predictor.state_dict(), os.path.join(folder, "mask_generator.pth"))
+    >>> torch.save(saved.residue_predictor.state_dict(), os.path.join(folder, "residue_predictor.pth"))
+    >>> nets = load_fscs(folder, device="cpu")
+    >>> nets.n_layers, nets.training
+    (7, False)
     """
     if residue_path is None:
         if not os.path.isdir(mask_path):
@@ -352,6 +468,13 @@ def kmeans_palette(image, n_colors=7, random_state=0):
     -------
     palette : ndarray, shape (K, 3), float64 in [0, 1]
         In k-means order; the order is part of FSCS's input.
+
+    Examples
+    --------
+    >>> from unmix.image import example_image
+    >>> from unmix.nets import kmeans_palette
+    >>> kmeans_palette(example_image("coffee", (24, 32)), n_colors=3).shape
+    (3, 3)
     """
     from sklearn.cluster import KMeans
 

@@ -96,6 +96,21 @@ class TorchMattingNet(ModuleAdapter):
         Trimap thresholds (:func:`unmix.matting.split_trimap`).
     device, eval, dtype : optional
         As for :class:`~unmix.nets.TorchFeatureExtractor`.
+
+    Examples
+    --------
+    A toy network on the concatenated image and trimap (4 channels):
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from unmix.nets import TorchMattingNet
+    >>> module = torch.nn.Sequential(torch.nn.Conv2d(4, 1, 3, padding=1), torch.nn.Sigmoid())
+    >>> net = TorchMattingNet(module, multiple=8, device="cpu")
+    >>> image = np.random.default_rng(0).random((20, 30, 3))
+    >>> trimap = np.full((20, 30), 128, np.uint8); trimap[:, :5], trimap[:, -5:] = 0, 255
+    >>> alpha = net(image, trimap)
+    >>> alpha.shape, alpha.dtype, float(alpha[0, 0]), float(alpha[0, -1])   # known pixels kept
+    ((20, 30), dtype('float64'), 0.0, 1.0)
     """
 
     def __init__(self, module, *, trimap_encoding="single", inputs="concat", normalize=None,
@@ -138,5 +153,19 @@ def load_matting_net(path, module=None, *, device="auto", **kwargs):
     Returns
     -------
     TorchMattingNet
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import torch
+    >>> from unmix.nets import load_matting_net
+    >>> module = torch.nn.Sequential(torch.nn.Conv2d(4, 1, 3, padding=1), torch.nn.Sigmoid())
+    >>> path = os.path.join(tempfile.mkdtemp(), "matting.pt")
+    >>> torch.jit.save(torch.jit.script(module), path)
+    >>> net = load_matting_net(path, device="cpu", multiple=8)
+    >>> trimap = np.full((16, 16), 128, np.uint8); trimap[:, :4], trimap[:, -4:] = 0, 255
+    >>> net(np.random.default_rng(0).random((16, 16, 3)), trimap).shape
+    (16, 16)
     """
     return TorchMattingNet(load_module(path, module, device), **kwargs)

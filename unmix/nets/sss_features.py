@@ -367,6 +367,16 @@ class SSSFeatureNet(nn.Module):
         Returns
         -------
         torch.Tensor, shape (N, 3, H + 100, W + 100)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import SSSFeatureNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = SSSFeatureNet().eval()               # random weights here
+        >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
+        >>> net.net_input(x).shape                 # BGR minus the mean, reflect-padded by 50
+        torch.Size([1, 3, 156, 156])
         """
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"SSSFeatureNet takes (N, 3, H, W) RGB tensors, got shape "
@@ -392,6 +402,18 @@ class SSSFeatureNet(nn.Module):
             ``input`` (``net_input`` / 128), ``pool1`` (64 channels, stride
             4), ``res3b3_relu`` (512), ``res4b22_relu`` (1024) and ``res5c``
             (2048, before its ReLU), the last three at stride 8.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import SSSFeatureNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = SSSFeatureNet().eval()               # random weights here
+        >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
+        >>> with torch.no_grad():
+        ...     taps = net.backbone(net.net_input(x))
+        >>> {name: tuple(tensor.shape[1:]) for name, tensor in taps.items()}
+        {'input': (3, 156, 156), 'pool1': (64, 39, 39), 'res3b3_relu': (512, 20, 20), 'res4b22_relu': (1024, 20, 20), 'res5c': (2048, 20, 20)}
         """
         read = {tap for _, tap, *_ in HYPERCOLUMN}
         taps = {"input": net_input / 128.0}
@@ -410,7 +432,19 @@ class SSSFeatureNet(nn.Module):
         return taps
 
     def embedding(self, hypercolumn):
-        """The per-pixel MLP: (..., 1024) hypercolumns → (..., 128) embeddings."""
+        """The per-pixel MLP: (..., 1024) hypercolumns → (..., 128) embeddings.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import SSSFeatureNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = SSSFeatureNet().eval()               # random weights here
+        >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
+        >>> with torch.no_grad():
+        ...     net.embedding(torch.zeros(5, 1024)).shape
+        torch.Size([5, 128])
+        """
         h1 = F.relu(self.fc1_matting["linear"](hypercolumn))
         h2 = F.relu(self.fc2_matting["linear"](h1))
         return self.fc3_matting["linear"](torch.cat([h1, h2], dim=-1))
@@ -432,6 +466,28 @@ class SSSFeatureNet(nn.Module):
         Returns
         -------
         torch.Tensor, shape (N, 128, height, width)
+
+        Examples
+        --------
+        The embeddings of a window of 4 rows, as :meth:`forward` computes them band
+        by band:
+
+        >>> import torch
+        >>> from unmix.nets import SSSFeatureNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = SSSFeatureNet().eval()               # random weights here
+        >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
+        >>> from unmix.nets.sss_features import HYPERCOLUMN
+        >>> padded = net.net_input(x)
+        >>> taps = {"input": padded, "pool1": torch.rand(1, 64, 39, 39),   # stand-ins for
+        ...         "res3b3_relu": torch.rand(1, 512, 20, 20),             # net.backbone(padded)
+        ...         "res4b22_relu": torch.rand(1, 1024, 20, 20),
+        ...         "res5c": torch.rand(1, 2048, 20, 20)}
+        >>> with torch.no_grad():
+        ...     branches = [net.hypercolumn_layers[name](taps[tap]) for name, tap, *_ in HYPERCOLUMN]
+        ...     window = net.head(branches, padded.shape[2:], (50, 50, 4, 56))
+        >>> window.shape
+        torch.Size([1, 128, 4, 56])
         """
         top, left, height, width = region
         columns = []
@@ -445,6 +501,28 @@ class SSSFeatureNet(nn.Module):
         return self.embedding(hypercolumn).permute(0, 3, 1, 2)
 
     def forward(self, x):
+        """Per-pixel 128-D embeddings of RGB images in [0, 1].
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (N, 3, H, W)
+            RGB in [0, 1], unnormalised; H and W above 50 (the reflect padding).
+
+        Returns
+        -------
+        torch.Tensor, shape (N, 128, H, W)
+
+        Examples
+        --------
+        >>> import torch
+        >>> from unmix.nets import SSSFeatureNet
+        >>> _ = torch.manual_seed(0)
+        >>> net = SSSFeatureNet().eval()               # random weights here
+        >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
+        >>> with torch.no_grad():
+        ...     net(x).shape
+        torch.Size([1, 128, 56, 56])
+        """
         net_input = self.net_input(x)
         taps = self.backbone(net_input)
         branches = [self.hypercolumn_layers[name](taps[tap]) for name, tap, *_ in HYPERCOLUMN]
@@ -484,6 +562,26 @@ def sss_state_dict_from_tf(variables):
     ValueError
         Naming the variables that are no tensor of the network (such as
         optimiser slots; leave them out).
+
+    Examples
+    --------
+    A checkpoint's variables are read with TensorFlow (not a dependency of
+    unmix), then converted:
+
+    >>> import tensorflow as tf                                          # doctest: +SKIP
+    >>> reader = tf.train.load_checkpoint("SSS_model/model.ckpt")        # doctest: +SKIP
+    >>> variables = {name: reader.get_tensor(name)
+    ...              for name in reader.get_variable_to_shape_map()}   # doctest: +SKIP
+    >>> net = load_sss_feature_net(sss_state_dict_from_tf(variables))  # doctest: +SKIP
+
+    TF names become the module's, kernels are transposed to torch's layout:
+
+    >>> import numpy as np
+    >>> from unmix.nets import sss_state_dict_from_tf
+    >>> state = sss_state_dict_from_tf({"conv1/weights": np.zeros((7, 7, 3, 64), np.float32),
+    ...                                 "bn_conv1/moving_mean": np.zeros(64, np.float32)})
+    >>> {name: tuple(tensor.shape) for name, tensor in state.items()}
+    {'conv1.weight': (64, 3, 7, 7), 'bn_conv1.running_mean': (64,)}
     """
     if not isinstance(variables, Mapping):
         raise TypeError(f"variables must map TF variable names to arrays, "
@@ -544,6 +642,16 @@ def load_sss_feature_net(path_or_state_dict, device="cpu", bn_mode="batch"):
     ValueError
         Naming the missing and unexpected keys and the tensors of other
         shapes (with both shapes).
+
+    Examples
+    --------
+    From a state_dict (here of random weights; the authors' come from their TF
+    checkpoint through :func:`sss_state_dict_from_tf`):
+
+    >>> from unmix.nets import SSSFeatureNet, load_sss_feature_net
+    >>> net = load_sss_feature_net(SSSFeatureNet().state_dict())
+    >>> net.training, net.bn_mode
+    (False, 'batch')
     """
     device = resolve_device(device)
     with device:  # built where it runs: the weights are copied once, on the device

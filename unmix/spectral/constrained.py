@@ -861,16 +861,16 @@ def constrained_sparsification(
     >>> from unmix.graph import matting_laplacian
     >>> from unmix.image import example_image
     >>> from unmix.spectral import kmeans_init, smallest_eigenpairs
-    >>> image = example_image("coffee", (24, 32))
+    >>> image = example_image("coffee", (18, 24))
     >>> F = handcrafted_features(image)
     >>> L = matting_laplacian(image)
-    >>> eigvals, eigvecs = smallest_eigenpairs(L, 10, shape=(24, 32))
+    >>> eigvals, eigvecs = smallest_eigenpairs(L, 10, shape=(18, 24))
     >>> init = kmeans_init(F, n_components=8)
     >>> from unmix.spectral import constrained_sparsification
-    >>> alphas = constrained_sparsification(eigvecs, eigvals, init, (24, 32), n_components=8,
+    >>> alphas = constrained_sparsification(eigvecs, eigvals, init, (18, 24), n_components=8,
     ...                                     iterations=10)
     >>> alphas.shape[:2], alphas.shape[2] <= 8     # pruning may drop components
-    ((24, 32), True)
+    ((18, 24), True)
     >>> bool(np.abs(alphas.sum(axis=2) - 1).max() < 1e-6)
     True
     """

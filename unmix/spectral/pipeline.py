@@ -203,11 +203,11 @@ def semantic_soft_segments(image, features=None, n_segments=5, params=None, rand
 
     >>> import numpy as np
     >>> import unmix
-    >>> image = unmix.image.example_image("coffee", (24, 32))
+    >>> image = unmix.image.example_image("coffee", (18, 24))
     >>> layers = unmix.semantic_soft_segments(image, features="handcrafted", mode="fast",
     ...                                       random_state=0)
     >>> layers
-    Layers(5 layers of 24×32)
+    Layers(5 layers of 18×24)
     >>> bool(np.abs(layers.alphas.sum(axis=2) - 1).max() < 1e-3)
     True
     """
