@@ -410,10 +410,12 @@ class SSSFeatureNet(nn.Module):
         >>> _ = torch.manual_seed(0)
         >>> net = SSSFeatureNet().eval()               # random weights here
         >>> x = torch.rand(1, 3, 56, 56)              # more than 50 pixels a side
-        >>> with torch.no_grad():
-        ...     taps = net.backbone(net.net_input(x))
+        >>> net.net_input(x).shape                 # what forward() passes: (1, 3, 156, 156)
+        torch.Size([1, 3, 156, 156])
+        >>> with torch.no_grad():                  # a smaller padded input, for speed
+        ...     taps = net.backbone(torch.rand(1, 3, 40, 40))
         >>> {name: tuple(tensor.shape[1:]) for name, tensor in taps.items()}
-        {'input': (3, 156, 156), 'pool1': (64, 39, 39), 'res3b3_relu': (512, 20, 20), 'res4b22_relu': (1024, 20, 20), 'res5c': (2048, 20, 20)}
+        {'input': (3, 40, 40), 'pool1': (64, 10, 10), 'res3b3_relu': (512, 5, 5), 'res4b22_relu': (1024, 5, 5), 'res5c': (2048, 5, 5)}
         """
         read = {tap for _, tap, *_ in HYPERCOLUMN}
         taps = {"input": net_input / 128.0}
