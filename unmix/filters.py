@@ -16,8 +16,14 @@ from ._checks import integer, positive, real_array
 __all__ = ["box_filter", "guided_filter", "image_gradient"]
 
 
+#: The largest box side accepted (far beyond any image side the library handles).
+_MAX_WINDOW = 2**16
+
+
 def _check_window(window):
-    return integer("window (the box side)", window, 1)
+    # SciPy's running mean buffers a line plus the window: a window of 1e9 pixels
+    # would allocate gigabytes to filter any image.
+    return integer("window (the box side)", window, 1, _MAX_WINDOW)
 
 
 def box_filter(image, window):

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._checks import as_array, real_array
+from ._checks import as_array, choice, integer, real_array
 from .image import as_float_image, write_image
 
 __all__ = ["Layers", "composite", "segment_palette"]
@@ -31,6 +31,7 @@ def segment_palette(n):
         [31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
         [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207],
     ]) / 255.0
+    n = integer("n", n, 0)
     if n <= len(tab10):
         return tab10[:n].copy()
     from skimage.color import hsv2rgb
@@ -78,13 +79,9 @@ class Layers:
     intermediates: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        self.alphas = np.asarray(self.alphas, dtype=np.float64)
-        if self.alphas.ndim != 3 or self.alphas.size == 0:
-            raise ValueError(f"alphas must have shape (H, W, K), non-empty, got shape {self.alphas.shape}")
-        if not np.isfinite(self.alphas).all():
-            raise ValueError("alphas contain NaN or infinite values")
+        self.alphas = real_array(self.alphas, "alphas", (3,))
         if self.colors is not None:
-            self.colors = np.asarray(self.colors, dtype=np.float64)
+            self.colors = real_array(self.colors, "colors")
             if self.colors.shape != self.alphas.shape + (3,):
                 raise ValueError(
                     f"colors must have shape {self.alphas.shape + (3,)}, got {self.colors.shape}"
@@ -127,7 +124,8 @@ class Layers:
         >>> layers.visualize(palette=[[1, 0, 0], [0, 0, 1]])[0, 0]
         array([1., 0., 0.])
         """
-        palette = segment_palette(self.n_layers) if palette is None else np.asarray(palette, float)
+        palette = segment_palette(self.n_layers) if palette is None \
+            else real_array(palette, "palette")
         if palette.shape != (self.n_layers, 3):
             raise ValueError(f"palette must have shape ({self.n_layers}, 3), got {palette.shape}")
         return np.clip(np.clip(self.alphas, 0.0, 1.0) @ palette, 0.0, 1.0)
@@ -167,7 +165,8 @@ class Layers:
         return self.colors
 
     def _selection(self, layers):
-        index = np.arange(self.n_layers) if layers is None else np.atleast_1d(np.asarray(layers))
+        index = np.arange(self.n_layers) if layers is None \
+            else np.atleast_1d(as_array(layers, "layers"))
         if index.size == 0 or not np.issubdtype(index.dtype, np.integer) \
                 or index.min() < -self.n_layers or index.max() >= self.n_layers:
             raise ValueError(f"layers must name layers among the {self.n_layers}, got {layers!r}")
@@ -213,8 +212,7 @@ class Layers:
         >>> layers.to_rgba(blend="normal")[0, 0, :, 3]   # opacities of a normal-blend stack
         array([1.  , 0.75])
         """
-        if blend not in ("add", "normal"):
-            raise ValueError(f"blend must be 'add' or 'normal', got {blend!r}")
+        choice("blend", blend, ("add", "normal"))
         if self.colors is None:
             if image is None:
                 raise ValueError("these layers have no colours yet: pass the image to "

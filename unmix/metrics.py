@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._checks import as_array, real_array
+
 #: Soft-colour metrics, re-exported from :mod:`unmix.color.metrics` on first use:
 #: importing them eagerly would load the whole colour package (and Numba) with
 #: the matting metrics.
@@ -66,7 +68,7 @@ _CONNECTIVITY_THETA = 0.15
 
 def _matte(alpha, name, shape, quantize):
     """A matte as float64 in [0, 1], and as its uint8 codes (None when not quantised)."""
-    arr = np.asarray(alpha)
+    arr = as_array(alpha, name)
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr[:, :, 0]  # the reference keeps the first channel of an RGB file
     if arr.ndim != 2 or (shape is not None and arr.shape != shape):
@@ -93,7 +95,7 @@ def _region(trimap, shape):
     """The evaluated pixels: trimap == 128 (uint8), or a boolean mask, or everything."""
     if trimap is None:
         return np.ones(shape, dtype=bool)
-    arr = np.asarray(trimap)
+    arr = as_array(trimap, "trimap")
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         arr = arr[:, :, 0]
     if arr.shape != shape:
@@ -481,10 +483,9 @@ def _least_error_subset(errors, n_layers):
 
 def _union_alphas(layers):
     """The (H, W, K) float64 alphas of a :class:`~unmix.Layers` or an array, checked."""
-    from ._checks import real_array
     from .layers import Layers
 
-    alphas = layers.alphas if isinstance(layers, Layers) else np.asarray(layers)
+    alphas = layers.alphas if isinstance(layers, Layers) else as_array(layers, "layers")
     if not (np.issubdtype(alphas.dtype, np.floating) or alphas.dtype == bool):
         raise TypeError(f"layers must be a Layers or float alphas of shape (H, W, K), "
                         f"got dtype {alphas.dtype}")

@@ -77,4 +77,6 @@ def test_trimap_from_segment_merges_the_chosen_layers():
 
 
 def test_docstring_examples():
-    assert doctest.testmod(trimap_module).failed == 0
+    # As pytest's --doctest-modules runs them (setup.cfg's doctest_optionflags).
+    flags = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
+    assert doctest.testmod(trimap_module, optionflags=flags).failed == 0

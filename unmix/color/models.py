@@ -224,7 +224,7 @@ def representation_score(colors, models, projected_distance="marginal"):
     """
     models = _check_models(models)
     colors = real_array(colors, "colors")
-    if colors.shape[-1] != 3:
+    if colors.ndim < 1 or colors.shape[-1] != 3:
         raise ValueError(f"colors must have shape (..., 3), got {colors.shape}")
     flat = np.ascontiguousarray(colors.reshape(-1, 3))
     score = np.full(flat.shape[0], np.inf)
@@ -416,7 +416,7 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
     if n_models is not None:
         max_models = integer("n_models", n_models, 2)
     max_models = integer("max_models", max_models, 2)
-    radius = integer("radius", radius, 1)
+    radius = integer("radius", radius, 1, 2**15 - 1)  # the box side 2r + 1 fits the filters
     kernel_eps = positive("kernel_eps", kernel_eps)
     cov_reg = real("cov_reg", cov_reg, 0.0)
     choice("gradient", gradient, ("sobel", "laplacian"))
@@ -462,7 +462,15 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
         mean = np.einsum("yx,yxc->c", weights, patch)
         diff = patch - mean
         cov = np.einsum("yx,yxc,yxd->cd", weights, diff, diff) + cov_reg * np.eye(3)
-        means.append(np.clip(mean, 0.0, 1.0))
+        mean = np.clip(mean, 0.0, 1.0)
+        if any(np.abs(mean - known).max() < 1e-9 for known in means):
+            # The seed's neighbourhood averages to a model's colour (e.g. both clipped to
+            # black): the model would add nothing, and the next vote would pick it again.
+            warnings.warn(f"the next colour model would repeat the colour "
+                          f"{np.round(mean, 4).tolist()} of an earlier one; returning "
+                          f"{len(means)} models", DegenerateInputWarning, stacklevel=2)
+            break
+        means.append(mean)
         covs.append(cov)
         log.info("colour model %d: mean %s from seed %s, %.1f%% well represented",
                  len(means), np.round(mean, 3).tolist(), divmod(seed, width), 100 * well.mean())

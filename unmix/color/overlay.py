@@ -15,6 +15,8 @@ alphas sum to one.
 
 import numpy as np
 
+from .._checks import real_array
+
 __all__ = ["from_overlay", "to_overlay"]
 
 #: Below this cumulative alpha a layer has nothing beneath it to blend over.
@@ -22,8 +24,8 @@ _EMPTY = 1e-16
 
 
 def _stack(alphas, name):
-    arr = np.asarray(alphas, dtype=np.float64)
-    if arr.ndim < 1 or arr.shape[-1] < 1 or not np.isfinite(arr).all():
+    arr = real_array(alphas, name)
+    if arr.ndim < 1 or arr.shape[-1] < 1:
         raise ValueError(f"{name} must be a finite array with layers on the last axis, "
                          f"got shape {arr.shape}")
     if arr.min() < 0 or arr.max() > 1:

@@ -28,7 +28,7 @@ class SoftColorSegmentationParams:
     Attributes
     ----------
     sigma : float
-        σ, weight of the sparsity term of the unmixing energy (10).
+        σ ≥ 0, weight of the sparsity term of the unmixing energy (10; 0: no sparsity).
     tau : float
         τ: the model estimation's "well represented" threshold r < τ² (5).
     well_fraction : float
@@ -80,8 +80,8 @@ class SoftColorSegmentationParams:
     tol: float = 1e-8
 
     def __post_init__(self):
-        check_fields(self, {"well_fraction": (0.0, 1.0), "max_models": (2, None),
-                            "cov_reg": (0.0, None)})
+        check_fields(self, {"sigma": (0.0, None), "well_fraction": (0.0, 1.0),
+                            "max_models": (2, None), "cov_reg": (0.0, None)})
         choice("SoftColorSegmentationParams.gradient", self.gradient, ("sobel", "laplacian"))
         choice("SoftColorSegmentationParams.projected_distance", self.projected_distance,
                ("marginal", "full3d"))

@@ -11,6 +11,8 @@ import logging
 
 import numpy as np
 
+from .._checks import choice, integer, real_array
+
 from ..filters import guided_filter
 from ..image import as_float_image
 from .unmixing import closed_form_colors, sparse_color_unmixing
@@ -18,6 +20,10 @@ from .unmixing import closed_form_colors, sparse_color_unmixing
 __all__ = ["matte_radius", "refine_colors", "regularize_alphas"]
 
 log = logging.getLogger("unmix")
+
+
+#: The largest guided-filter radius accepted (its box side 2r + 1 must fit the filters').
+_MAX_RADIUS = 2**15 - 1
 
 
 def matte_radius(shape):
@@ -33,7 +39,13 @@ def matte_radius(shape):
     >>> matte_radius((480, 640)), matte_radius((24, 32))
     (29, 1)
     """
-    return max(1, int(round(60 * min(shape[:2]) / 1000)))
+    try:
+        sides = [int(side) for side in shape[:2]]
+    except (TypeError, ValueError, IndexError):
+        raise TypeError(f"shape must be a sequence (H, W, ...) of integers, got {shape!r}") from None
+    if len(sides) != 2 or min(sides) < 1:
+        raise ValueError(f"shape must start with two positive sides (H, W), got {shape!r}")
+    return max(1, int(round(60 * min(sides) / 1000)))
 
 
 def regularize_alphas(image, alphas, radius=None, eps=1e-4, return_fallback=False):
@@ -73,13 +85,12 @@ def regularize_alphas(image, alphas, radius=None, eps=1e-4, return_fallback=Fals
     ((48, 64, 3), True)
     """
     image = as_float_image(image)
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 3 or alphas.shape[:2] != image.shape[:2]:
+    alphas = real_array(alphas, "alphas")
+    if alphas.ndim != 3 or alphas.shape[:2] != image.shape[:2] or alphas.shape[2] < 1:
         raise ValueError(f"alphas must have shape (H, W, K) with (H, W) = {image.shape[:2]}, "
                          f"got {alphas.shape}")
-    radius = matte_radius(image.shape) if radius is None else radius
-    if not (isinstance(radius, (int, np.integer)) and radius >= 1):
-        raise ValueError(f"radius must be a positive integer, got {radius!r}")
+    radius = matte_radius(image.shape) if radius is None else integer("radius", radius, 1,
+                                                                        _MAX_RADIUS)
     filtered = np.clip(guided_filter(alphas, image, 2 * radius + 1, eps), 0.0, 1.0)
     sums = filtered.sum(axis=2, keepdims=True)
     empty = sums[:, :, 0] <= 0
@@ -88,6 +99,9 @@ def regularize_alphas(image, alphas, radius=None, eps=1e-4, return_fallback=Fals
         # unmix's own fallback (spec §6): nothing survived the clip here.
         log.info("matte regularisation: %d pixels keep their unfiltered alphas", n_fallback)
         filtered[empty] = np.clip(alphas[empty], 0.0, 1.0)
+        sums = filtered.sum(axis=2, keepdims=True)
+        # Alphas that are all zero or negative even before filtering: no layer is preferred.
+        filtered[sums[:, :, 0] <= 0] = 1.0
         sums = filtered.sum(axis=2, keepdims=True)
     filtered /= sums
     return (filtered, n_fallback) if return_fallback else filtered
@@ -135,9 +149,9 @@ def refine_colors(image, models, alphas, method="fast", initial_colors=None):
     True
     """
     image = as_float_image(image)
+    method = choice("method", method, ("fast", "mom"))
+    alphas = real_array(alphas, "alphas")
     if method == "fast":
-        return np.asarray(alphas, dtype=np.float64), closed_form_colors(image, models, alphas)
-    if method == "mom":
-        return sparse_color_unmixing(image, models, method="mom", target_alphas=alphas,
-                                     initial_colors=initial_colors)
-    raise ValueError(f"method must be 'fast' or 'mom', got {method!r}")
+        return alphas, closed_form_colors(image, models, alphas)
+    return sparse_color_unmixing(image, models, method="mom", target_alphas=alphas,
+                                 initial_colors=initial_colors)

@@ -32,6 +32,8 @@ import math
 import warnings
 
 import numpy as np
+
+from .._checks import as_array, real, real_array
 from numba import njit, prange
 
 from .._numba import threads_for
@@ -57,7 +59,7 @@ _CHUNK = 256
 
 
 def _pixels(colors, name="pixels"):
-    arr = np.asarray(colors, dtype=np.float64)
+    arr = real_array(colors, name)
     if arr.ndim < 1 or arr.shape[-1] != 3:
         raise ValueError(f"{name} must have shape (..., 3) (RGB colours), got {arr.shape}")
     if arr.size == 0:
@@ -68,7 +70,7 @@ def _pixels(colors, name="pixels"):
 
 
 def _alphas(alphas, n, k, name="alphas"):
-    arr = np.asarray(alphas, dtype=np.float64)
+    arr = real_array(alphas, name)
     if arr.size != n * k or arr.shape[-1] != k:
         raise ValueError(f"{name} must have shape (..., {k}) with one row per pixel, got {arr.shape}")
     if not np.isfinite(arr).all():
@@ -624,9 +626,17 @@ def unmixing_energy(pixels, models, alphas, colors, sigma=SPARSITY):
     array([ 0., 10.])
     """
     models = _check_models(models)
-    shape = np.shape(pixels)[:-1]
-    alphas = np.asarray(alphas, dtype=np.float64)
-    diff = np.asarray(colors, dtype=np.float64) - models.means
+    shape = as_array(pixels, "pixels").shape[:-1]
+    pixels = _pixels(pixels)
+    k = models.n_models
+    alphas = _alphas(alphas, pixels.shape[0], k)
+    colors = real_array(colors, "colors")
+    if colors.shape[-2:] != (k, 3) or colors.size != pixels.shape[0] * k * 3:
+        raise ValueError(f"colors must have shape (..., {k}, 3) with one row per pixel of "
+                         f"pixels, got {colors.shape}")
+    colors = colors.reshape(pixels.shape[0], k, 3)
+    sigma = real("sigma", sigma, 0.0)
+    diff = colors - models.means
     dist = np.einsum("...ki,kij,...kj->...k", diff, models.precisions, diff)
     squares = np.maximum(np.sum(alphas * alphas, axis=-1), _TINY)
     energy = np.sum(alphas * dist, axis=-1) + sigma * (np.sum(alphas, axis=-1) / squares - 1.0)
@@ -661,7 +671,7 @@ def initial_solution(pixels, models):
     array([0.5, 0.1, 0.5])
     """
     models = _check_models(models)
-    shape = np.shape(pixels)[:-1]
+    shape = as_array(pixels, "pixels").shape[:-1]
     c = _pixels(pixels)
     alphas, nearest = _initial_alphas(c, models)
     colors = np.repeat(models.means[None], c.shape[0], axis=0)
@@ -710,7 +720,7 @@ def closed_form_colors(pixels, models, alphas, clip=True):
            [0.1, 0.1, 0.9]])
     """
     models = _check_models(models)
-    shape = np.shape(pixels)[:-1]
+    shape = as_array(pixels, "pixels").shape[:-1]
     c = _pixels(pixels)
     a = _alphas(alphas, c.shape[0], models.n_models)
     if a.min() < 0 or not np.all(a.max(axis=1) > 0):
@@ -790,7 +800,7 @@ def sparse_color_unmixing(pixels, models, method="fast", sigma=SPARSITY, tol=1e-
         raise ValueError(f"method must be 'fast' or 'mom', got {method!r}")
     if not (isinstance(sigma, (int, float)) and sigma >= 0 and math.isfinite(sigma)):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
-    shape = np.shape(pixels)[:-1]
+    shape = as_array(pixels, "pixels").shape[:-1]
     c = _pixels(pixels)
     n, k = c.shape[0], models.n_models
     if method == "fast" and (target_alphas is not None or initial_colors is not None):

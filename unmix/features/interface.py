@@ -5,6 +5,7 @@ import sys
 import numpy as np
 
 from .._checks import feature_array
+from ..image import as_float_image
 from .handcrafted import handcrafted_features
 from .network import network_features
 from .preprocess import preprocess_features
@@ -61,6 +62,7 @@ def feature_image(features, image, clamp=5.0, window=10, eps=0.01):
     >>> F.shape, float(F.min()), float(F.max())
     ((24, 32, 3), 0.0, 1.0)
     """
+    image = as_float_image(image)
     if features is None:
         # Raw hypercolumns of the pretrained network (D > 3), preprocessed as §3 says.
         return preprocess_features(network_features(image), image, clamp, window, eps)

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from ..filters import guided_filter
-from .._checks import feature_array, positive
+from .._checks import feature_array, integer, positive, real_array
 from ..image import as_float_image
 
 __all__ = ["preprocess_features", "pca_features"]
@@ -112,9 +112,9 @@ def pca_features(features, n_components=3):
     >>> bool(np.abs(projected[..., 1]).max() < 1e-12)
     True
     """
+    features = real_array(features, "features", (3,))
     height, width, depth = features.shape
-    if not 1 <= n_components <= depth:
-        raise ValueError(f"n_components must be in [1, {depth}], got {n_components}")
+    n_components = integer("n_components", n_components, 1, depth)
     X = features.reshape(-1, depth)
     X = X - X.mean(axis=0)
     _, vectors = np.linalg.eigh(X.T @ X)

@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sparse
 from scipy.special import erf
 
-from .._checks import feature_array, positive
+from .._checks import as_array, feature_array, positive
 from ..image import as_float_image
 from .superpixels import Superpixels
 
@@ -89,7 +89,7 @@ def semantic_affinity(features, sp, steepness=20.0, threshold=0.15):
     >>> W.shape, bool((W != W.T).nnz == 0)
     ((768, 768), True)
     """
-    _check_superpixels(sp, np.shape(features)[:2])
+    _check_superpixels(sp, as_array(features, "features").shape[:2])
     features = feature_array(features, sp.shape)
     positive("steepness", steepness)
     if not (np.isscalar(threshold) and np.isfinite(threshold)):

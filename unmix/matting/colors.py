@@ -254,10 +254,10 @@ def estimate_foreground(image, alpha, *, return_background=False, **kwargs):
     >>> bool(np.abs(F[:, 1:] - fg).max() < 0.01)
     True
     """
-    alpha = np.asarray(alpha)
+    alpha = as_array(alpha, "alpha")
     if alpha.ndim != 2:
         raise ValueError(f"alpha must have shape (H, W), got shape {alpha.shape}")
-    alpha = alpha / 255.0 if alpha.dtype == np.uint8 else np.asarray(alpha, dtype=np.float64)
+    alpha = real_array(alpha / 255.0 if alpha.dtype == np.uint8 else alpha, "alpha")
     colors = estimate_layer_colors(image, np.stack([alpha, 1.0 - alpha], axis=2), **kwargs)
     foreground, background = colors[:, :, 0], colors[:, :, 1]
     return (foreground, background) if return_background else foreground

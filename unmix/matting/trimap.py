@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from .._checks import real, real_array
+from .._checks import as_array, real, real_array
 
 __all__ = ["split_trimap", "trimap_from_alpha", "trimap_from_segment"]
 
@@ -27,7 +27,7 @@ BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 
 def _trimap_values(trimap, name="trimap"):
     """The trimap as float64 (H, W) values on the [0, 1] scale."""
-    arr = np.asarray(trimap)
+    arr = as_array(trimap, name)
     if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
         # A trimap read from an RGB(A) file: its channels are equal; take the
         # first, as the DIM evaluation code does (``trimap(:,:,1)``).
@@ -173,7 +173,7 @@ def trimap_from_alpha(alpha, band=10, *, fg_threshold=1 - 0.5 / 255, bg_threshol
 
 
 def trimap_from_segment(segments, index, band=5, *, fg_threshold=0.9, bg_threshold=0.1):
-    """A trimap for natural matting from chosen soft segments (SSS paper §4.3, Fig. 11f).
+    """A trimap for natural matting from chosen soft segments (SSS paper §4.2, Fig. 11f).
 
     The selected layers are summed (after clipping each to [0, 1]) into one
     matte, which is thresholded into definite foreground and background;
@@ -210,10 +210,10 @@ def trimap_from_segment(segments, index, band=5, *, fg_threshold=0.9, bg_thresho
     >>> trimap_from_segment(segments, 0, band=1)[0]
     array([255, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128,   0], dtype=uint8)
     """
-    alphas = np.asarray(getattr(segments, "alphas", segments), dtype=np.float64)
+    alphas = real_array(getattr(segments, "alphas", segments), "segments")
     if alphas.ndim != 3:
         raise ValueError(f"segments must be Layers or an (H, W, K) array, got shape {alphas.shape}")
-    picked = np.atleast_1d(np.asarray(index))
+    picked = np.atleast_1d(as_array(index, "index"))
     if picked.size == 0 or not np.issubdtype(picked.dtype, np.integer) \
             or picked.min() < -alphas.shape[2] or picked.max() >= alphas.shape[2]:
         raise ValueError(f"index must name layers among the {alphas.shape[2]}, got {index!r}")

@@ -90,7 +90,7 @@ from numba import njit
 
 from .._backend import get_backend, like_input, to_host
 from .._blas import single_threaded_blas
-from .._checks import grid_shape, integer, real
+from .._checks import as_array, grid_shape, integer, real
 from .._threads import default_threads, thread_map
 from ..exceptions import ConvergenceWarning
 from ._kmeans import nearest_centre, seeded_kmeans
@@ -722,8 +722,8 @@ def kmeans_init(features, n_components=40, random_state=0, n_init=1, max_samples
 
 def _feature_rows(name, features):
     """(H, W, D) features as finite float64 rows (H·W, D)."""
-    F = np.asarray(features)
-    if F.ndim != 3:
+    F = as_array(features, name)
+    if F.ndim != 3 or F.size == 0:
         raise ValueError(f"{name} must have shape (H, W, D), got an array of shape {F.shape}")
     if not (np.issubdtype(F.dtype, np.floating) or np.issubdtype(F.dtype, np.integer)):
         raise TypeError(f"{name} must be real, got dtype {F.dtype}")

@@ -150,6 +150,17 @@ def eigen_residuals(L, eigvals, eigvecs):
     array([0. , 0.5])
     """
     xp = get_backend(None, eigvecs).xp
+    for name, value, ndim in (("L", L, 2), ("eigvecs", eigvecs, 2), ("eigvals", eigvals, 1)):
+        # Checked where the arrays are (np.shape and dtype read a CuPy array's in place).
+        shape = np.shape(value) if hasattr(value, "shape") else ()
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if len(shape) != ndim or kind not in ("f", "i", "u"):
+            raise ValueError(f"{name} must be a real {ndim}-D array or matrix, got "
+                             f"{type(value).__name__} of shape {shape or None}")
+    n, k = np.shape(eigvecs)
+    if np.shape(L) != (n, n) or np.shape(eigvals) != (k,):
+        raise ValueError(f"L must be (N, N), eigvecs (N, k) and eigvals (k,), got "
+                         f"{np.shape(L)}, {np.shape(eigvecs)} and {np.shape(eigvals)}")
     V = xp.asarray(eigvecs)
     R = L @ V - V * xp.asarray(eigvals)[None, :]
     return to_host(xp.linalg.norm(R, axis=0) / xp.maximum(xp.linalg.norm(V, axis=0), 1e-300))

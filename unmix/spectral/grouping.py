@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._checks import feature_array
+from .._checks import as_array, feature_array, integer, real_array
 from ._kmeans import kmeans_labels
 
 __all__ = ["group_segments", "segment_mean_features"]
@@ -39,12 +39,15 @@ def segment_mean_features(alphas, features):
     array([[0.5],
            [0.5]])
     """
+    alphas = real_array(alphas, "alphas", (3,))
+    features = feature_array(features, alphas.shape[:2])
     C = alphas.shape[2]
     A = alphas.reshape(-1, C)
     totals = A.sum(axis=0)
     empty = np.flatnonzero(totals == 0)
     if len(empty):
-        raise ValueError(f"soft segments {empty.tolist()} sum to zero: their mean feature is undefined")
+        raise ValueError(f"alphas: soft segments {empty.tolist()} sum to zero: their mean "
+                         "feature is undefined")
     return (A.T @ features.reshape(-1, features.shape[2])) / totals[:, None]
 
 
@@ -98,27 +101,21 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
     >>> bool(np.allclose(grouped.sum(axis=2), 1.0))
     True
     """
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 3:
-        raise ValueError(f"alphas must have shape (H, W, C), got shape {alphas.shape}")
-    if not np.isfinite(alphas).all():
-        raise ValueError("alphas contain NaN or infinite values")
+    alphas = real_array(alphas, "alphas", (3,))
     features = feature_array(features, alphas.shape[:2])
     C = alphas.shape[2]
-    if not (isinstance(n_groups, (int, np.integer)) and n_groups >= 1):
-        raise ValueError(f"n_groups must be a positive integer, got {n_groups!r}")
+    n_groups = integer("n_groups", n_groups, 1)
     if C < n_groups:
         raise ValueError(
             f"cannot group {C} soft segments into n_groups={n_groups} layers; "
             f"expected at least {n_groups} segments (lower n_groups, or keep the segments as they are)"
         )
     if group_labels is None:
-        if not (isinstance(n_init, (int, np.integer)) and n_init >= 1):
-            raise ValueError(f"n_init must be a positive integer, got {n_init!r}")
+        n_init = integer("n_init", n_init, 1)
         labels = kmeans_labels(segment_mean_features(alphas, features), n_groups, random_state,
                                n_init)
     else:
-        labels = np.asarray(group_labels)
+        labels = as_array(group_labels, "group_labels")
         if labels.shape != (C,) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(
                 f"group_labels must be {C} integers (one per segment), got {labels.dtype} array "

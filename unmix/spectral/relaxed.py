@@ -41,7 +41,7 @@ from numba import njit, prange
 from numba.cpython.unsafe.tuple import tuple_setitem
 
 from .._backend import get_backend, issparse, like_input, to_host
-from .._checks import choice, flag, integer, positive, symmetric_operator
+from .._checks import as_array, choice, flag, integer, positive, symmetric_operator
 from .._numba import threads_for
 from ..filters import image_gradient
 from ..image import as_float_image
@@ -71,8 +71,10 @@ def _threshold_target(alphas):
     """The fidelity target α̂ of the released code: snap < 0.1 to 0, > 0.9 to 1, renormalise."""
     xp = get_backend(None, alphas).xp
     target = xp.where(alphas < 0.1, 0.0, xp.where(alphas > 0.9, 1.0, alphas))
-    # The K inputs sum to one, so one of them is at least 1/K >= 0.1 and the sum is positive.
-    return target / target.sum(axis=1, keepdims=True)
+    # Inputs that sum to one have one alpha >= 1/K >= 0.1, so the sum is positive; where
+    # every alpha is below 0.1 (inputs that do not sum to one), the target is uniform.
+    total = target.sum(axis=1, keepdims=True)
+    return xp.where(total > 0, target / xp.where(total > 0, total, 1.0), 1.0 / alphas.shape[1])
 
 
 def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f=1.0,
@@ -170,7 +172,7 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     backend = get_backend(device, *inputs)
     xp = backend.xp
     dtype = getattr(alphas, "dtype", None)
-    dtype = np.asarray(alphas).dtype if dtype is None else dtype
+    dtype = as_array(alphas, "alphas").dtype if dtype is None else dtype
     if not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
         raise TypeError(f"alphas must be a real array, got dtype {dtype}")
     alphas = backend.asarray(alphas)
