@@ -316,9 +316,10 @@ def test_semantic_soft_segments(data):
         unmix.semantic_soft_segments), **kwargs)
     if layers is not None:
         n = kwargs.get("n_segments", 5)
-        # Sum-to-one is a soft constraint of weight λ (lam): 1e-4 at the default λ = 100.
-        lam = kwargs["params"].lam if "params" in kwargs else 100.0
-        assert_valid_layers(layers, np.shape(image), n, atol=1e-4 * max(1.0, 100.0 / lam))
+        # Sum-to-one is a soft constraint (weight λ) met to 1e-4 by the default solves; a
+        # smaller λ or truncated solves (final_maxiter=3, pcg_rtol=0.5) meet it less well.
+        atol = 1e-4 if "params" not in kwargs else max(0.05, 0.05 / kwargs["params"].lam)
+        assert_valid_layers(layers, np.shape(image), n, atol=atol)
 
 
 @settings(max_examples=examples(30))
@@ -507,7 +508,10 @@ def test_cli(tmp_path_factory, capsys, data):
     assert status in (0, 1, 2)
     assert "Traceback" not in err
     if status and not err.startswith("usage:"):
-        assert err.startswith("unmix: error: ") and err.count("\n") == 1, err
+        # Progress bars may precede it (on stderr, redrawn with \r): the error is one line.
+        assert err.count("unmix: error: ") == 1 and err.endswith("\n"), err
+        last = err.rstrip("\n").rsplit("\n", 1)[-1].rsplit("\r", 1)[-1]
+        assert last.startswith("unmix: error: ") and err.split("unmix: error: ")[1].count("\n") == 1
 
 
 # --------------------------------------------------------------------------- every stage

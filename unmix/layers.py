@@ -167,7 +167,7 @@ class Layers:
     def _selection(self, layers):
         index = np.arange(self.n_layers) if layers is None \
             else np.atleast_1d(as_array(layers, "layers"))
-        if index.size == 0 or not np.issubdtype(index.dtype, np.integer) \
+        if index.ndim != 1 or index.size == 0 or not np.issubdtype(index.dtype, np.integer) \
                 or index.min() < -self.n_layers or index.max() >= self.n_layers:
             raise ValueError(f"layers must name layers among the {self.n_layers}, got {layers!r}")
         return index

@@ -475,9 +475,12 @@ def estimate_color_models(image, n_models=None, tau=5.0, well_fraction=0.995, ma
         log.info("colour model %d: mean %s from seed %s, %.1f%% well represented",
                  len(means), np.round(mean, 3).tolist(), divmod(seed, width), 100 * well.mean())
     if len(means) < 2:
+        advice = ("lower tau (SoftColorSegmentationParams.tau in soft_color_segments) to "
+                  "separate finer differences, or pass a palette" if n_models is not None else
+                  "ask for a number of models (n_models; n_layers in soft_color_segments), "
+                  "lower tau, or pass a palette")
         raise ValueError(
             f"the image is represented by a single colour model (every pixel lies within "
-            f"tau = {tau:g} of its mean {np.round(means[0], 4).tolist()}): it has no second "
-            "colour to separate; ask for a number of models (n_models; n_layers in "
-            "soft_color_segments) or pass a palette")
+            f"tau = {tau:g} of its mean {np.round(means[0], 4).tolist()}): at this tau it has "
+            f"no second colour to separate; {advice}")
     return ColorModels(np.array(means), np.array(covs))

@@ -18,7 +18,7 @@ from ..layers import Layers
 from .constrained import constrained_sparsification, kmeans_init
 from .eigen import smallest_eigenpairs
 from .grouping import group_segments
-from .relaxed import relaxed_sparsification
+from .relaxed import MAX_WEIGHT, relaxed_sparsification
 
 __all__ = ["SemanticSoftSegmentationParams", "semantic_soft_segments"]
 
@@ -116,7 +116,7 @@ class SemanticSoftSegmentationParams:
         choice("SemanticSoftSegmentationParams.preconditioner", self.preconditioner,
                ("block-jacobi", None))
         check_fields(self, {"n_eigs": (2, None), "gamma": (0.0, 2.0, "open"),
-                            "prune_threshold": (0.0, 1.0)})
+                            "prune_threshold": (0.0, 1.0), "lam": (0.0, MAX_WEIGHT, "low-open")})
 
 
 def semantic_soft_segments(image, features=None, n_segments=5, params=None, random_state=0,

@@ -41,7 +41,7 @@ from numba import njit, prange
 from numba.cpython.unsafe.tuple import tuple_setitem
 
 from .._backend import get_backend, issparse, like_input, to_host
-from .._checks import as_array, choice, flag, integer, positive, symmetric_operator
+from .._checks import as_array, choice, flag, integer, positive, real, symmetric_operator
 from .._numba import threads_for
 from ..filters import image_gradient
 from ..image import as_float_image
@@ -65,6 +65,10 @@ def sparsity_exponent(image):
     ((24, 32), True)
     """
     return 0.9 + np.minimum(image_gradient(as_float_image(image)), 0.1)
+
+
+#: The largest weight σ_S, σ_F or δ (lam) accepted.
+MAX_WEIGHT = 1e12
 
 
 def _threshold_target(alphas):
@@ -101,7 +105,8 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     sigma_s, sigma_f : float, optional
         σ_S and σ_F, the weights of the sparsity and fidelity terms (1, 1).
     lam : float, optional
-        δ, the paper's λ: weight of the soft sum-to-one term (100).
+        δ, the paper's λ: weight of the soft sum-to-one term (100). Each
+        weight lies in (0, 1e12].
     rtol, maxiter : optional
         Relative-residual tolerance and iteration cap of each inner PCG
         solve (1e-6, 100, as the released code); a solve that stops early
@@ -115,7 +120,8 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
         solves converge, so their result is closer to the IRLS iterates'
         fixed point and differs from the released code's by the truncation.
     floor : float, optional
-        The IRLS weights use ``max(|α|, floor)``; 0.01 in the released code.
+        The IRLS weights use ``max(|α|, floor)``, floor in (0, 1]; 0.01 in the
+        released code.
     gamma : array_like, shape (H, W), optional
         Per-pixel exponents γ_p; computed from ``image`` by
         :func:`sparsity_exponent` by default.
@@ -202,8 +208,10 @@ def relaxed_sparsification(alphas, L, image, iterations=20, sigma_s=1.0, sigma_f
     gamma = backend.asarray(gamma)
     if gamma.shape != (height, width) or not xp.isfinite(gamma).all():
         raise ValueError(f"gamma must be a finite ({height}, {width}) array, got shape {gamma.shape}")
-    sigma_s, sigma_f = positive("sigma_s", sigma_s), positive("sigma_f", sigma_f)
-    lam, floor = positive("lam", lam), positive("floor", floor)
+    # Weights beyond 1e12 square past float64's range in the solver's products.
+    sigma_s, sigma_f, lam = (real(name, value, 0.0, MAX_WEIGHT, low_open=True) for name, value
+                             in (("sigma_s", sigma_s), ("sigma_f", sigma_f), ("lam", lam)))
+    floor = real("floor", floor, 0.0, 1.0, low_open=True)
     rtol = positive("rtol", rtol)
     maxiter, final_maxiter = integer("maxiter", maxiter, 1), integer("final_maxiter",
                                                                       final_maxiter, 1)
