@@ -150,7 +150,9 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in PHOTOS:
-        write_image(folder / f"{name}.png", example_image(name, (32, 32)))
+        # 64×64: about a second per item, so that the signal comes while one is running
+        # (at 32×32 a fast machine finished all three before it).
+        write_image(folder / f"{name}.png", example_image(name, (64, 64)))
     outdir = tmp_path / "out"
     outdir.mkdir()
     # What a writer killed mid-file leaves behind is cleared when the next run starts.

@@ -41,7 +41,7 @@ def _resolve(name):
         for part in parts[1:]:
             obj = getattr(obj, part)
         return obj
-    except AttributeError:
+    except (AttributeError, ImportError):  # ImportError: unmix.nets without torch
         pass
     for split in range(len(parts), 0, -1):
         try:
