@@ -150,9 +150,10 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     for name in PHOTOS:
-        # 64×64: about a second per item, so that the signal comes while one is running
-        # (at 32×32 a fast machine finished all three before it).
-        write_image(folder / f"{name}.png", example_image(name, (64, 64)))
+        # The first item (in name order) small, the others large enough (seconds each)
+        # that the signal, sent once the first is recorded, comes while one is running.
+        side = 48 if name == min(PHOTOS) else 160
+        write_image(folder / f"{name}.png", example_image(name, (side, side)))
     outdir = tmp_path / "out"
     outdir.mkdir()
     # What a writer killed mid-file leaves behind is cleared when the next run starts.
