@@ -153,9 +153,9 @@ def check_fields(params, bounds=None, exclude=()):
     """Check every field of a parameter dataclass by its annotated type.
 
     ``int`` fields must be integers and ``float`` fields finite real numbers,
-    within ``bounds[name] = (low, high)`` (for floats, an optional third item
-    ``"open"`` excludes both ends); without bounds, integers must be >= 1 and
-    floats > 0. ``bool`` fields must be booleans. A field whose default is
+    within ``bounds[name] = (low, high)``, ends included; for floats, a third
+    item ``"open"`` excludes both ends and ``"low-open"`` the lower one. Without
+    bounds, integers must be >= 1 and floats > 0. ``bool`` fields must be booleans. A field whose default is
     None may be None. Fields of other types, and those in ``exclude``, are left
     to the caller. Messages name the field as ``Class.field``.
     """
@@ -172,5 +172,7 @@ def check_fields(params, bounds=None, exclude=()):
             low, high = bounds.get(f.name, (1, None))
             integer(name, value, low, high)
         elif f.type is float:
-            low, high, *shape = bounds.get(f.name, (0.0, None, "low-open"))
-            real(name, value, low, high, low_open=bool(shape), high_open=shape == ["open"])
+            low, high, *ends = bounds.get(f.name, (0.0, None, "low-open"))
+            ends = ends[0] if ends else "closed"
+            real(name, value, low, high, low_open=ends in ("open", "low-open"),
+                 high_open=ends == "open")

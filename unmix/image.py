@@ -6,6 +6,7 @@ gives the released code). :func:`as_float_image` turns what users pass into
 that type, or says exactly why it cannot.
 """
 
+import functools
 import os
 import warnings
 
@@ -319,12 +320,13 @@ def _pixels_to_write(image):
     return arr
 
 
+@functools.lru_cache(maxsize=None)
 def _writable_extensions():
     """File extensions Pillow (imageio's writer of common formats) can write, and TIFF."""
     from PIL import Image
 
     Image.init()
-    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
 
 
 def example_image(name="coffee", shape=None):

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._checks import as_array, real_array
+from ._memory import check_memory, image_pixels
 
 #: Soft-colour metrics, re-exported from :mod:`unmix.color.metrics` on first use:
 #: importing them eagerly would load the whole colour package (and Numba) with
@@ -117,8 +118,6 @@ _PEAK_BYTES_PER_PIXEL = 96.0
 
 
 def _inputs(pred, target, trimap, quantize):
-    from ._memory import check_memory, image_pixels
-
     shape = image_pixels(pred)
     if shape is not None:
         check_memory(_PEAK_BYTES_PER_PIXEL * shape[0] * shape[1],

@@ -162,6 +162,14 @@ def eigen_residuals(L, eigvals, eigvecs):
         raise ValueError(f"L must be (N, N), eigvecs (N, k) and eigvals (k,), got "
                          f"{np.shape(L)}, {np.shape(eigvecs)} and {np.shape(eigvals)}")
     V = xp.asarray(eigvecs)
+    if not (bool(xp.isfinite(V).all()) and np.isfinite(to_host(eigvals)).all()):
+        raise ValueError("eigvecs and eigvals must be finite, got NaN or infinite values")
+    return _residual_norms(L, eigvals, V, xp)
+
+
+def _residual_norms(L, eigvals, V, xp):
+    """:func:`eigen_residuals` of checked inputs (the solvers' own iterates: a NaN there
+    is the solver's failure, reported as non-convergence, not a bad argument)."""
     R = L @ V - V * xp.asarray(eigvals)[None, :]
     return to_host(xp.linalg.norm(R, axis=0) / xp.maximum(xp.linalg.norm(V, axis=0), 1e-300))
 
@@ -425,7 +433,7 @@ def _solve_lobpcg(L, k, tol, rng, maxiter, X0=None, extra=None, amg_shift=None, 
                 warnings.simplefilter("ignore")  # we report convergence ourselves
                 vals, X = sla.lobpcg(L, X, M=M, largest=False, tol=tol, maxiter=chunk)
             done += chunk
-            res = eigen_residuals(L, vals, X)
+            res = _residual_norms(L, vals, X, np)
             if res.max() <= tol or done >= maxiter:
                 break
         vals, vecs = np.asarray(vals), X
@@ -547,7 +555,7 @@ def smallest_eigenpairs(L, k=100, *, method="auto", shape=None, tol=1e-6, random
     xp = backend.xp
     vecs = backend.asarray(vecs)
     vecs = vecs / xp.linalg.norm(vecs, axis=0)
-    res = eigen_residuals(backend.csr(L), vals, vecs)
+    res = _residual_norms(backend.csr(L), vals, vecs, xp)
     worst = float(res.max())
     log.info("smallest_eigenpairs[%s]: N=%d k=%d λ∈[%.3g, %.3g] max residual %.2e",
              method, n, k, vals[0], vals[-1], worst)

@@ -40,7 +40,11 @@ def segment_mean_features(alphas, features):
            [0.5]])
     """
     alphas = real_array(alphas, "alphas", (3,))
-    features = feature_array(features, alphas.shape[:2])
+    return _mean_features(alphas, feature_array(features, alphas.shape[:2]))
+
+
+def _mean_features(alphas, features):
+    """:func:`segment_mean_features` of checked float64 arrays."""
     C = alphas.shape[2]
     A = alphas.reshape(-1, C)
     totals = A.sum(axis=0)
@@ -112,7 +116,7 @@ def group_segments(alphas, features, n_groups=5, group_labels=None, random_state
         )
     if group_labels is None:
         n_init = integer("n_init", n_init, 1)
-        labels = kmeans_labels(segment_mean_features(alphas, features), n_groups, random_state,
+        labels = kmeans_labels(_mean_features(alphas, features), n_groups, random_state,
                                n_init)
     else:
         labels = as_array(group_labels, "group_labels")
