@@ -161,7 +161,10 @@ def test_interrupted_run_resumes_without_recomputing(tmp_path):
     command = [sys.executable, "-m", "unmix.cli", "batch", str(folder), "-o", str(outdir),
                "--method", "sss", "--mode", "fast", "--segments", "3", "--features",
                "handcrafted", "--format", "npz", "--workers", "0", "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A test run started in the background (``cmd &``) ignores SIGINT, and a child
+    # inherits that; restore the default so that Python turns the signal into Ctrl-C.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     records = outdir / ".manifest"
     while time.monotonic() < deadline and process.poll() is None:
